@@ -1,0 +1,127 @@
+"""One error hierarchy for the whole project.
+
+Every error the CLI can show derives from :class:`SovereignError`, which carries a
+one-line human ``diagnostics()`` naming the file and field at fault where there is
+one. Low-level exceptions (``cryptography.exceptions.InvalidTag``,
+``InvalidSignature``, ``sqlite3.Error``, ``tomllib.TOMLDecodeError``, pydantic's
+``ValidationError``) are translated at the module boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class SovereignError(Exception):
+    """Base class of every error this project raises on purpose.
+
+    Parameters
+    ----------
+    message
+        What went wrong, in one sentence.
+    source
+        The file, object or record at fault (a path, a dataset id, ...), if any.
+    field
+        The field inside ``source`` at fault (``"site.accreditation"``, ``"row 17"``).
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, source: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.field = field
+
+    def diagnostics(self) -> str:
+        """Return the one-line message shown to the user by the CLI."""
+        where = ""
+        if self.source and self.field:
+            where = f"{self.source}: {self.field}: "
+        elif self.source:
+            where = f"{self.source}: "
+        elif self.field:
+            where = f"{self.field}: "
+        return f"{where}{self.message}"
+
+    def __str__(self) -> str:
+        return self.diagnostics()
+
+
+class ConfigError(SovereignError):
+    """A config, manifest, agreement, workflow or CLI argument is malformed."""
+
+    exit_code = 2
+
+
+class DataError(SovereignError):
+    """Input data (a CSV to seal, say) is malformed."""
+
+    exit_code = 2
+
+
+class IntegrityError(SovereignError):
+    """Ciphertext, a signature or a log entry failed verification.
+
+    Raised for tampered, truncated, reordered or re-labelled sealed objects, wrong keys
+    and forged signatures alike: the caller learns *that* verification failed, never
+    which byte would have passed.
+    """
+
+    exit_code = 3
+
+
+class PolicyDenied(SovereignError):
+    """A custodian refused a request; ``reasons`` lists every failed rule."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, reasons: list[str] | None = None,
+                 source: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, source=source, field=field)
+        self.reasons = list(reasons or [])
+
+    def diagnostics(self) -> str:
+        base = super().diagnostics()
+        if self.reasons:
+            return f"{base} ({'; '.join(self.reasons)})"
+        return base
+
+
+class AttestationError(SovereignError):
+    """Attestation evidence was missing, stale, replayed, mis-bound or badly signed."""
+
+    exit_code = 4
+
+
+class NotFound(SovereignError):
+    """A named nation, site, dataset, agreement, job or model is not registered."""
+
+    exit_code = 5
+
+
+class AlreadyExists(SovereignError):
+    """A registration would overwrite an existing record."""
+
+    exit_code = 6
+
+
+class LedgerError(SovereignError):
+    """The custody log could not durably record an event (the caller must fail closed)."""
+
+    exit_code = 7
+
+
+class LedgerVerificationError(IntegrityError):
+    """The custody log failed verification; ``index`` is the first bad entry (0-based)."""
+
+    def __init__(self, message: str, *, index: int | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(message, source=source,
+                         field=None if index is None else f"entry {index}")
+        self.index = index
+
+
+class DispatchError(SovereignError):
+    """A workflow task failed on the site for a reason outside security checks."""
+
+    exit_code = 8

@@ -1,0 +1,100 @@
+"""The contract between an enclave and the workflow code it runs.
+
+A workflow module (``workflows/*.py``) is plain Python that the enclave measures
+(SHA-256 of its source) and executes in memory. It must define:
+
+``tasks(params: dict[str, Any]) -> list[str]``
+    The task names of one job, e.g. ``["fold-0", ..., "fold-12", "final"]``. Each
+    task becomes one Parsl task and one enclave attempt.
+``run_task(ctx: TaskContext) -> TaskOutput``
+    Train or evaluate one task on plaintext that exists only in the enclave's memory.
+
+and may define ``summarize(results: dict[str, dict[str, float]]) -> dict[str, float]``
+to aggregate the per-task metrics printed after the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Table:
+    """A labelled numeric table decoded in memory from a sealed CSV.
+
+    Attributes
+    ----------
+    features
+        ``float32`` array of shape ``(n_rows, n_features)``.
+    labels
+        ``int64`` array of shape ``(n_rows,)``; values index ``classes``.
+    classes
+        Class names in index order (sorted by their text), e.g. ``["M", "R"]``.
+    feature_names
+        ``n_features`` column names (``"c0"``, ``"c1"``, ... for a header-less CSV).
+    """
+
+    features: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.features.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns."""
+        return int(self.features.shape[1])
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """What a task hands back to its enclave.
+
+    Attributes
+    ----------
+    metrics
+        Scalar results (``test_accuracy`` as a fraction in [0, 1], losses, counts).
+        Only these leave the enclave in the clear.
+    model_state
+        The trained weights serialised in memory (``torch.save`` of a
+        ``state_dict`` into ``io.BytesIO``), or ``None`` if the task keeps no model.
+        The enclave seals it before it leaves; it is never written in the clear.
+    model_card
+        Non-secret description of the model (architecture, hyper-parameters), stored
+        with the sealed model's manifest.
+    """
+
+    metrics: dict[str, float]
+    model_state: bytes | None = None
+    model_card: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskContext(Protocol):
+    """What the enclave offers to ``run_task``.
+
+    Attributes
+    ----------
+    task
+        This task's name (one of ``tasks(params)``).
+    params
+        The workflow's ``[training]`` table from its TOML file.
+    """
+
+    task: str
+    params: dict[str, Any]
+
+    def dataset(self) -> Table:
+        """Return the job's input table, decrypted in memory."""
+        ...
+
+    def progress(self, done: int, total: int) -> None:
+        """Report training progress (e.g. epochs done out of total)."""
+        ...
