@@ -24,8 +24,13 @@ def canonical_bytes(obj: Any) -> bytes:
         If ``obj`` holds NaN or infinite floats, or a type JSON cannot encode.
     """
     try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return json.dumps(
+            obj,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
     except TypeError as exc:
         raise ValueError(f"not JSON-serialisable: {exc}") from exc
 

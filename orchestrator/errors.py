@@ -25,8 +25,9 @@ class SovereignError(Exception):
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, source: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.source = source
@@ -45,6 +46,20 @@ class SovereignError(Exception):
 
     def __str__(self) -> str:
         return self.diagnostics()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep keyword attributes (reasons, index, ...) across pickling, which Parsl
+        # uses to carry a task's exception from the worker back to the driver.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[SovereignError], message: str, state: dict[str, object]
+) -> SovereignError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(SovereignError):
@@ -75,8 +90,14 @@ class PolicyDenied(SovereignError):
 
     exit_code = 4
 
-    def __init__(self, message: str, *, reasons: list[str] | None = None,
-                 source: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reasons: list[str] | None = None,
+        source: str | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message, source=source, field=field)
         self.reasons = list(reasons or [])
 
@@ -106,18 +127,20 @@ class AlreadyExists(SovereignError):
 
 
 class LedgerError(SovereignError):
-    """The custody log could not durably record an event (the caller must fail closed)."""
+    """The custody log could not durably record an event (callers fail closed)."""
 
     exit_code = 7
 
 
 class LedgerVerificationError(IntegrityError):
-    """The custody log failed verification; ``index`` is the first bad entry (0-based)."""
+    """The custody log failed verification; ``index``: first bad entry (0-based)."""
 
-    def __init__(self, message: str, *, index: int | None = None,
-                 source: str | None = None) -> None:
-        super().__init__(message, source=source,
-                         field=None if index is None else f"entry {index}")
+    def __init__(
+        self, message: str, *, index: int | None = None, source: str | None = None
+    ) -> None:
+        super().__init__(
+            message, source=source, field=None if index is None else f"entry {index}"
+        )
         self.index = index
 
 

@@ -1,0 +1,261 @@
+"""Bilateral compute-access agreements, loaded from TOML and validated with pydantic.
+
+An agreement between two nations names the priority areas in which one party's
+data may be used on the other party's facilities, the access tier of each area
+(``pre-approved`` or ``case-by-case``), its validity window (inclusive calendar
+dates) and the GPU-hour volume above which the oversight body must be notified.
+
+File format (TOML 1.0, read with :mod:`tomllib`)::
+
+    [agreement]
+    id = "AUS-USA-SONAR-2026"
+    title = "AUKUS Pillar II undersea capability: compute access"
+    parties = ["AUS", "USA"]            # ISO 3166-1 alpha-3, exactly two
+    valid_from = 2026-01-01             # inclusive
+    valid_until = 2028-12-31            # inclusive, after valid_from
+    notification_threshold_gpu_hours = 500.0
+    oversight_body = "AUKUS Joint Steering Group"
+
+    [[agreement.priority_area]]
+    name = "undersea-autonomy"          # lower-case slug, unique
+    tier = "pre-approved"               # or "case-by-case"
+
+Every malformed file raises :class:`~orchestrator.errors.ConfigError` naming the
+file and the field path (``agreement.priority_area[1].tier``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from orchestrator.canonical import digest_of
+from orchestrator.errors import ConfigError
+from orchestrator.labels import parse_nation
+
+__all__ = ["AccessTier", "Agreement", "PriorityArea", "load_agreement",
+           "parse_agreement"]
+
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class AccessTier(StrEnum):
+    """How a priority area is accessed under an agreement."""
+
+    PRE_APPROVED = "pre-approved"
+    """Requests in the area are permitted once every other rule passes."""
+    CASE_BY_CASE = "case-by-case"
+    """Each request needs an explicit approval by the owner."""
+
+
+class PriorityArea(BaseModel):
+    """One priority area of an agreement: a lower-case slug and its access tier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tier: AccessTier
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.fullmatch(value):
+            raise ValueError(f"area name {value!r} must be a lower-case slug "
+                             "such as 'undersea-autonomy'")
+        return value
+
+
+class Agreement(BaseModel):
+    """A bilateral agreement (immutable; see the module docstring for the format).
+
+    Attributes
+    ----------
+    id
+        Stable identifier, e.g. ``"AUS-USA-SONAR-2026"``.
+    parties
+        The two ISO 3166-1 alpha-3 codes, canonical and sorted.
+    valid_from, valid_until
+        Inclusive validity window; ``valid_until > valid_from``.
+    notification_threshold_gpu_hours
+        A request above this many GPU-hours must be notified to ``oversight_body``.
+    priority_areas
+        The areas (TOML key ``priority_area``), names unique.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              validate_by_alias=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$", strict=True)
+    title: str = Field(min_length=1, strict=True)
+    parties: tuple[str, ...]
+    valid_from: date
+    valid_until: date
+    notification_threshold_gpu_hours: float = Field(ge=0, allow_inf_nan=False,
+                                                    strict=True)
+    oversight_body: str = Field(min_length=1, strict=True)
+    priority_areas: tuple[PriorityArea, ...] = Field(alias="priority_area",
+                                                     min_length=1)
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            codes = [parse_nation(code) for code in value]
+        except ConfigError as exc:
+            raise ValueError(exc.message) from exc
+        if len(codes) != 2 or len(set(codes)) != 2:
+            raise ValueError("a bilateral agreement needs exactly two distinct "
+                             f"parties, got {len(codes)}")
+        return tuple(sorted(codes))
+
+    @field_validator("priority_areas")
+    @classmethod
+    def _unique_areas(cls, value: tuple[PriorityArea, ...]
+                      ) -> tuple[PriorityArea, ...]:
+        seen: set[str] = set()
+        for area in value:
+            if area.name in seen:
+                raise ValueError(f"duplicate priority area {area.name!r}")
+            seen.add(area.name)
+        return value
+
+    @field_validator("valid_from", "valid_until", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: object) -> date:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a calendar date such as 2026-01-01, got {value!r}")
+
+    @field_validator("valid_until")
+    @classmethod
+    def _window(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("valid_from")
+        if isinstance(start, date) and value <= start:
+            raise ValueError(f"valid_until {value} must be after valid_from {start}")
+        return value
+
+    def covers(self, nation_a: str, nation_b: str) -> bool:
+        """True when the parties are exactly ``{nation_a, nation_b}`` (two nations)."""
+        return nation_a != nation_b and set(self.parties) == {nation_a, nation_b}
+
+    def is_valid_on(self, day: date) -> bool:
+        """True when ``valid_from <= day <= valid_until`` (inclusive dates)."""
+        return self.valid_from <= day <= self.valid_until
+
+    def area(self, name: str) -> PriorityArea | None:
+        """Return the priority area called ``name``, or ``None``."""
+        for area in self.priority_areas:
+            if area.name == name:
+                return area
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the storage document (TOML keys, dates as ISO 8601 text)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, source: str = "<agreement>"
+                  ) -> Agreement:
+        """Read a document written by :meth:`to_json`.
+
+        Raises
+        ------
+        ConfigError
+            Naming ``source`` and the field path.
+        """
+        try:
+            return cls.model_validate(dict(d))
+        except ValidationError as exc:
+            raise _config_error(exc, source) from exc
+        except TypeError as exc:
+            raise ConfigError("agreement must be a JSON object", source=source) from exc
+
+    def digest(self) -> str:
+        """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_json`."""
+        return digest_of(self.to_json())
+
+
+class _AgreementFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agreement: Agreement
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _config_error(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()
+                  ) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    message = _message(first)
+    if len(errors) > 1:
+        message += "; also " + "; ".join(
+            f"{_loc(prefix + tuple(e['loc']))}: {_message(e)}" for e in errors[1:])
+    return ConfigError(message, source=source, field=_loc(prefix + tuple(first["loc"])))
+
+
+def parse_agreement(text: str, *, source: str) -> Agreement:
+    """Parse and validate the TOML ``text`` of one agreement file.
+
+    Raises
+    ------
+    ConfigError
+        On invalid TOML or any invalid field; ``source`` and the field path are named.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source=source) from exc
+    try:
+        return _AgreementFile.model_validate(data).agreement
+    except ValidationError as exc:
+        raise _config_error(exc, source) from exc
+
+
+def load_agreement(path: Path) -> Agreement:
+    """Read and validate an agreement file (UTF-8 TOML).
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or is invalid; the message names ``path``.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read agreement file: {exc.strerror or exc}",
+                          source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("agreement file is not UTF-8 text", source=source) from exc
+    return parse_agreement(text, source=source)

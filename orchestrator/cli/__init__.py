@@ -1,0 +1,32 @@
+"""The ``sovereign`` command: one command group per role.
+
+``nation`` (custodians/officers), ``site`` (site admins), ``dataset`` (data
+stewards), ``agreement`` (officers), ``submit`` (researchers), ``model`` and
+``custody`` (officers).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from orchestrator.cli import catalogue, custody, nation, run
+
+app = typer.Typer(
+    name="sovereign",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Sovereign Orchestrator: train on allied supercomputers while "
+    "every dataset and model stays under its owner's keys.",
+)
+app.add_typer(nation.app, name="nation")
+app.add_typer(catalogue.site_app, name="site")
+app.add_typer(catalogue.dataset_app, name="dataset")
+app.add_typer(catalogue.agreement_app, name="agreement")
+app.add_typer(catalogue.model_app, name="model")
+app.add_typer(custody.app, name="custody")
+app.command("submit")(run.submit_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,61 @@
+"""Shared CLI plumbing: state-dir option, JSON output, error translation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator.errors import SovereignError
+from orchestrator.state import ENV_VAR, StateDir, resolve_state_dir
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar=ENV_VAR,
+        help="State directory (default ./.sovereign).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def state_of(option: Path | None) -> StateDir:
+    """The state directory chosen by ``--state-dir`` / ``$SOVEREIGN_STATE_DIR``."""
+    return StateDir(resolve_state_dir(option))
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`SovereignError` into a one-line message and its exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except SovereignError as exc:
+            err_console.print(
+                f"[bold red]error:[/] {exc.diagnostics()}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper

@@ -1,0 +1,300 @@
+"""``sovereign site|dataset|agreement|model``: register, seal, list and show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from orchestrator.agreements import Agreement
+from orchestrator.cli._common import (
+    JsonOpt,
+    StateOpt,
+    console,
+    emit_json,
+    handle_errors,
+    state_of,
+)
+from orchestrator.errors import ConfigError
+from orchestrator.labels import Label
+from orchestrator.nation.steward import open_model, seal_dataset
+from orchestrator.registry import Registry, SealedObjectRecord, as_json
+from orchestrator.submit.registration import add_agreement, register_site
+
+site_app = typer.Typer(no_args_is_help=True, help="Site admins: register facilities.")
+dataset_app = typer.Typer(no_args_is_help=True, help="Data stewards: seal datasets.")
+agreement_app = typer.Typer(no_args_is_help=True, help="Bilateral agreements.")
+model_app = typer.Typer(no_args_is_help=True, help="Sealed models.")
+
+
+def _marking(label: dict[str, Any]) -> str:
+    return Label.from_json(label).marking()
+
+
+def _show_object(record: SealedObjectRecord, json_out: bool) -> None:
+    if json_out:
+        emit_json(as_json(record))
+        return
+    table = Table(show_header=False)
+    for key, value in (
+        ("id", record.id),
+        ("name", record.name),
+        ("label", _marking(record.label)),
+        ("sealed file", record.object_path),
+        ("sealed digest", record.sealed_digest),
+        (
+            "wrapped for",
+            ", ".join(
+                f"{n} ({k['kek_id']} v{k['kek_version']})"
+                for n, k in sorted(record.wrapped_keys.items())
+            ),
+        ),
+        ("created", record.created),
+    ):
+        table.add_row(key, value)
+    for key, value in sorted(record.manifest.items()):
+        if key not in ("feature_names",):
+            table.add_row(f"manifest.{key}", str(value))
+    if record.metrics:
+        for key, value in sorted(record.metrics.items()):
+            table.add_row(f"metrics.{key}", f"{value:.4g}")
+    console.print(table)
+
+
+# -- site --------------------------------------------------------------------------
+@site_app.command("register")
+@handle_errors
+def site_register(
+    path: Annotated[Path, typer.Argument(help="site config TOML")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Register a facility from its site config and create its signing identity."""
+    record = register_site(state_of(state_dir), path)
+    console.print(
+        f"site [bold]{record.name}[/] registered: operated by "
+        f"{record.operator_nation}, accredited {record.accreditation}, "
+        f"signing key {record.signing_key_id}"
+    )
+
+
+@site_app.command("list")
+@handle_errors
+def site_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """List registered sites."""
+    sites = Registry(state_of(state_dir).registry_db).sites()
+    if json_out:
+        emit_json([as_json(s) for s in sites])
+        return
+    table = Table("site", "operator", "accreditation", "provider", "signing key")
+    for s in sites:
+        table.add_row(
+            s.name,
+            s.operator_nation,
+            s.accreditation,
+            f"{s.config['provider']['type']}/{s.config['executor']['type']}",
+            s.signing_key_id,
+        )
+    console.print(table)
+
+
+@site_app.command("show")
+@handle_errors
+def site_show(name: str, state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """Show one site's attributes and config."""
+    site = Registry(state_of(state_dir).registry_db).site(name)
+    if json_out:
+        emit_json(as_json(site))
+        return
+    table = Table(show_header=False)
+    for key, value in as_json(site).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+# -- dataset -----------------------------------------------------------------------
+@dataset_app.command("seal")
+@handle_errors
+def dataset_seal(
+    path: Annotated[Path, typer.Argument(help="CSV file to seal")],
+    owner: Annotated[str, typer.Option(help="owner nation(s), e.g. AUS or AUS,GBR")],
+    classification: Annotated[str, typer.Option(help="e.g. SECRET")],
+    rel_to: Annotated[
+        str, typer.Option("--rel-to", help="releasable to, e.g. AUS,GBR,USA")
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="dataset name (default: file stem)")
+    ] = None,
+    label_column: Annotated[
+        str, typer.Option(help="label column index or header name")
+    ] = "-1",
+    header: Annotated[
+        bool | None,
+        typer.Option(
+            "--header/--no-header", help="CSV has a header row (default: detect)"
+        ),
+    ] = None,
+    export_control: Annotated[
+        list[str] | None,
+        typer.Option(help="export-control tag, e.g. EAR99, EAR:6A991, ITAR:USML-XI"),
+    ] = None,
+    caveat: Annotated[list[str] | None, typer.Option(help="end-use caveat")] = None,
+    state_dir: StateOpt = None,
+) -> None:
+    """Seal a CSV dataset under a fresh DEK wrapped by its owners' KEKs."""
+    column: int | str = (
+        int(label_column) if label_column.lstrip("-").isdigit() else label_column
+    )
+    if not path.is_file():
+        raise ConfigError("no such file", source=str(path))
+    size = path.stat().st_size
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"sealing {path.name}", total=size)
+        record = seal_dataset(
+            state_of(state_dir),
+            path,
+            name=name or path.stem,
+            owners=owner.split(","),
+            classification=classification,
+            releasable_to=rel_to.split(","),
+            label_column=column,
+            has_header=header,
+            export_controls=export_control or (),
+            caveats=caveat or (),
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    console.print(
+        f"sealed [bold]{record.name}[/] as {record.id} "
+        f"[{_marking(record.label)}]: {record.manifest['rows']} rows x "
+        f"{record.manifest['features']} features, wrapped for "
+        f"{', '.join(sorted(record.wrapped_keys))}"
+    )
+
+
+@dataset_app.command("list")
+@handle_errors
+def dataset_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """List sealed datasets."""
+    datasets = Registry(state_of(state_dir).registry_db).datasets()
+    if json_out:
+        emit_json([as_json(d) for d in datasets])
+        return
+    table = Table("id", "name", "label", "rows", "features", "created")
+    for d in datasets:
+        table.add_row(
+            d.id,
+            d.name,
+            _marking(d.label),
+            str(d.manifest["rows"]),
+            str(d.manifest["features"]),
+            d.created,
+        )
+    console.print(table)
+
+
+@dataset_app.command("show")
+@handle_errors
+def dataset_show(
+    ref: Annotated[str, typer.Argument(help="dataset id or name")],
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a sealed dataset's label, manifest and wrapped keys."""
+    _show_object(Registry(state_of(state_dir).registry_db).dataset(ref), json_out)
+
+
+# -- agreement ---------------------------------------------------------------------
+@agreement_app.command("add")
+@handle_errors
+def agreement_add(
+    path: Annotated[Path, typer.Argument(help="agreement TOML")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Record a bilateral agreement."""
+    agreement = add_agreement(state_of(state_dir), path)
+    console.print(
+        f"agreement [bold]{agreement.id}[/] recorded: "
+        f"{' - '.join(sorted(agreement.parties))}, valid "
+        f"{agreement.valid_from} to {agreement.valid_until}"
+    )
+
+
+@agreement_app.command("list")
+@handle_errors
+def agreement_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """List recorded agreements and their priority areas."""
+    docs = Registry(state_of(state_dir).registry_db).agreement_documents()
+    if json_out:
+        emit_json(docs)
+        return
+    table = Table("id", "parties", "valid", "areas (tier)", "notify above GPU-h")
+    for doc in docs:
+        a = Agreement.from_json(doc["document"])
+        table.add_row(
+            a.id,
+            ", ".join(sorted(a.parties)),
+            f"{a.valid_from} .. {a.valid_until}",
+            "; ".join(f"{p.name} ({p.tier.value})" for p in a.priority_areas),
+            f"{a.notification_threshold_gpu_hours:g}",
+        )
+    console.print(table)
+
+
+# -- model -------------------------------------------------------------------------
+@model_app.command("list")
+@handle_errors
+def model_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """List sealed models."""
+    models = Registry(state_of(state_dir).registry_db).models()
+    if json_out:
+        emit_json([as_json(m) for m in models])
+        return
+    table = Table("id", "job", "label", "train acc.", "created")
+    for m in models:
+        acc = (m.metrics or {}).get("train_accuracy")
+        table.add_row(
+            m.id,
+            m.job_id,
+            _marking(m.label),
+            "-" if acc is None else f"{100 * acc:.1f} %",
+            m.created,
+        )
+    console.print(table)
+
+
+@model_app.command("show")
+@handle_errors
+def model_show(
+    model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Show a sealed model's label, manifest, lineage and wrapped keys."""
+    _show_object(Registry(state_of(state_dir).registry_db).model(model_id), json_out)
+
+
+@model_app.command("open")
+@handle_errors
+def model_open(
+    model_id: str,
+    as_nation: Annotated[str, typer.Option("--as", help="owner nation")],
+    out: Annotated[Path, typer.Option(help="where to write the weights")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Decrypt a model for one of its owners (logged by that owner's custodian)."""
+    from orchestrator.labels import parse_nation
+
+    result = open_model(
+        state_of(state_dir), model_id, parse_nation(as_nation, field="--as"), out
+    )
+    console.print(
+        f"opened {result['model_id']} for {as_nation} -> {result['out']} "
+        f"(sha256 {result['sha256'][:16]}...)"
+    )

@@ -1,0 +1,106 @@
+"""``sovereign submit``: run a workflow on a registered site with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.cli._common import (
+    JsonOpt,
+    StateOpt,
+    console,
+    emit_json,
+    handle_errors,
+    state_of,
+)
+from orchestrator.submit.pipeline import JobResult, ProgressSink, submit
+
+
+class _RichProgress(ProgressSink):
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("preparing", total=None)
+
+    def stage(self, message: str) -> None:
+        self.progress.update(self.task, description=message)
+
+    def tasks_planned(self, names: list[str]) -> None:
+        self.progress.update(
+            self.task, total=len(names), completed=0, description="training in enclaves"
+        )
+
+    def task_done(self, name: str, metrics: dict[str, float]) -> None:
+        acc = metrics.get("test_accuracy", metrics.get("train_accuracy"))
+        note = "" if acc is None else f" {100 * acc:.1f} %"
+        self.progress.console.print(f"  [green]done[/] {name}{note}")
+        self.progress.advance(self.task)
+
+
+def _print_result(result: JobResult) -> None:
+    table = Table(
+        "task",
+        "test accuracy",
+        "train accuracy",
+        "test rows",
+        title=f"job {result.job_id}",
+    )
+    for name, m in result.tasks.items():
+        test = m.get("test_accuracy")
+        table.add_row(
+            name,
+            "-" if test is None else f"{100 * test:.2f} %",
+            f"{100 * m.get('train_accuracy', 0.0):.2f} %",
+            str(int(m.get("test_rows", m.get("rows", 0)))),
+        )
+    console.print(table)
+    mean = result.summary.get("mean_test_accuracy")
+    if mean is not None:
+        console.print(
+            f"mean test accuracy over {int(result.summary.get('folds', 0))} "
+            f"folds: [bold]{100 * mean:.2f} %[/] (sd "
+            f"{100 * result.summary.get('std_test_accuracy', 0.0):.2f}); "
+            "Gorman & Sejnowski 1988, 12 hidden units: 84.7 % (sd 5.7)"
+        )
+    for model_id in result.model_ids:
+        console.print(f"sealed model: [bold]{model_id}[/]")
+    console.print(
+        f"first result after {result.first_result_s:.1f} s; "
+        f"job took {result.elapsed_s:.1f} s"
+    )
+
+
+@handle_errors
+def submit_command(
+    workflow: Annotated[Path, typer.Argument(help="workflow TOML")],
+    site: Annotated[str, typer.Option(help="registered site to run on")],
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Submit a workflow: policy decisions, key releases, enclave training."""
+    state = state_of(state_dir)
+    if json_out:
+        result = submit(state, workflow, site)
+        emit_json(
+            {
+                "job_id": result.job_id,
+                "tasks": result.tasks,
+                "summary": result.summary,
+                "models": result.model_ids,
+                "first_result_s": result.first_result_s,
+                "elapsed_s": result.elapsed_s,
+            }
+        )
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        result = submit(state, workflow, site, progress=_RichProgress(bar))
+    _print_result(result)

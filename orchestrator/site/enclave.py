@@ -1,0 +1,262 @@
+"""The enclave: one task attempt's in-memory trust domain on a site.
+
+An :class:`Enclave` lives for exactly one attempt. It
+
+(1) makes an ephemeral HPKE key pair (RFC 9180; X25519 by default);
+(2) measures the workflow code it will execute (:mod:`orchestrator.measurement`);
+(3) for each owner of the input, obtains a nonce, site-signed evidence binding
+    (job, attempt, site, measurement, enclave key, nonce), and a grant;
+(4) opens the grant (HPKE) and the sealed dataset into memory only;
+(5) runs the workflow's ``run_task`` on the decoded table;
+(6) seals any model it returns under a fresh DEK and the derived label, and has
+    every owner's custodian wrap that DEK under its KEK.
+
+Nothing in the clear is written to disk: the dataset, DEKs and weights exist as
+Python objects of this process and are overwritten (best effort) on exit. Without
+TEE hardware the site's root user can still read this process's memory.
+"""
+
+from __future__ import annotations
+
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.canonical import b64d, b64e, digest_of
+from orchestrator.crypto import (
+    HpkeSuite,
+    RecipientKey,
+    hpke_open,
+    hpke_seal,
+    new_dek,
+    open_bytes,
+    seal_bytes,
+)
+from orchestrator.errors import ConfigError, IntegrityError
+from orchestrator.labels import Label, derive_label
+from orchestrator.measurement import code_measurement
+from orchestrator.release import Custodian, ReleaseRequest, WrappedKey, WrapRequest
+from orchestrator.site.api import Table, TaskOutput
+from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.tabular import parse_csv
+
+CustodianConnector = Callable[[str], Custodian]
+
+
+@dataclass(frozen=True)
+class SealedInput:
+    """A sealed dataset as the enclave sees it: ciphertext plus public metadata."""
+
+    dataset_id: str
+    label: dict[str, Any]
+    manifest: dict[str, Any]
+    ciphertext: bytes
+
+
+@dataclass
+class _Context:
+    task: str
+    params: dict[str, Any]
+    _table: Table
+    updates: list[tuple[int, int]] = field(default_factory=list)
+
+    def dataset(self) -> Table:
+        return self._table
+
+    def progress(self, done: int, total: int) -> None:
+        self.updates.append((done, total))
+
+
+@dataclass(frozen=True)
+class SealedOutput:
+    """A model sealed inside the enclave, ready to leave it."""
+
+    object_id: str
+    label: dict[str, Any]
+    manifest: dict[str, Any]
+    ciphertext: bytes
+    wrapped_keys: dict[str, dict[str, Any]]
+
+
+class Enclave:
+    """One attempt of ``task`` in ``job_id`` at ``site``."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task: str,
+        site: str,
+        attester: SoftwareAttester,
+        connect: CustodianConnector,
+        suite: HpkeSuite = HpkeSuite.X25519,
+    ) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.site = site
+        self.attempt_id = uuid.uuid4().hex
+        self._attester = attester
+        self._connect = connect
+        self._suite = suite
+        self._key = RecipientKey.generate(suite)  # (1)
+        self.grants: list[str] = []
+        self.measurement = ""
+
+    def _evidence_for(self, custodian: Custodian) -> Any:
+        return self._attester.attest(
+            job_id=self.job_id,
+            attempt_id=self.attempt_id,
+            code_measurement=self.measurement,
+            enclave_public_key=self._key.public_bytes(),
+            hpke_suite=self._suite.value,
+            nonce=custodian.challenge(),
+        )
+
+    def open_input(self, sealed: SealedInput) -> Table:
+        """Steps (3)-(4): obtain the DEK from every owner and decode the table.
+
+        Raises
+        ------
+        PolicyDenied, AttestationError
+            If any owner's custodian refuses (every owner must release).
+        IntegrityError
+            If the ciphertext, its label or its manifest digest do not verify.
+        """
+        owners = sorted(Label.from_json(sealed.label).owners)
+        deks: list[bytes] = []
+        for owner in owners:
+            custodian = self._connect(owner)
+            request = ReleaseRequest(
+                job_id=self.job_id,
+                attempt_id=self.attempt_id,
+                task=self.task,
+                dataset_id=sealed.dataset_id,
+                site=self.site,
+                evidence=self._evidence_for(custodian),
+            )
+            grant = custodian.release_key(request)
+            deks.append(
+                hpke_open(self._key, b64d(grant.sealed_dek), request.hpke_info())
+            )
+            self.grants.append(grant.grant_id)
+        if any(d != deks[0] for d in deks):
+            raise IntegrityError(
+                "owners released different data keys", source=sealed.dataset_id
+            )
+        header, plaintext = open_bytes(
+            sealed.ciphertext, deks[0], expected_object_id=sealed.dataset_id
+        )
+        if header.label != sealed.label or header.manifest_digest != digest_of(
+            sealed.manifest
+        ):
+            raise IntegrityError(
+                "sealed header does not match the registered label or manifest",
+                source=sealed.dataset_id,
+            )
+        try:
+            return parse_csv(
+                bytes(plaintext),
+                label_column=sealed.manifest["label_column"],
+                has_header=sealed.manifest["has_header"],
+                source=sealed.dataset_id,
+            )
+        finally:
+            if isinstance(plaintext, bytearray):
+                plaintext[:] = b"\0" * len(plaintext)
+
+    def run(
+        self,
+        *,
+        workflow_source: bytes,
+        workflow_name: str,
+        params: dict[str, Any],
+        sealed: SealedInput,
+        owners_hpke: dict[str, bytes],
+        model_object_id: str,
+    ) -> tuple[dict[str, float], SealedOutput | None]:
+        """Run the whole attempt; return its metrics and sealed model (if any)."""
+        self.measurement = code_measurement(workflow_source)  # (2)
+        table = self.open_input(sealed)
+        module = types.ModuleType(f"sovereign_workflow_{workflow_name}")
+        try:
+            exec(compile(workflow_source, workflow_name, "exec"), module.__dict__)
+        except SyntaxError as exc:
+            raise ConfigError(
+                f"workflow code does not compile: {exc}", source=workflow_name
+            ) from exc
+        output: TaskOutput = module.run_task(_Context(self.task, params, table))  # (5)
+        if output.model_state is None:
+            return dict(output.metrics), None
+        return dict(output.metrics), self._seal_model(  # (6)
+            output, sealed, owners_hpke, model_object_id
+        )
+
+    def _seal_model(
+        self,
+        output: TaskOutput,
+        sealed: SealedInput,
+        owners_hpke: dict[str, bytes],
+        object_id: str,
+    ) -> SealedOutput:
+        label = derive_label([Label.from_json(sealed.label)]).to_json()
+        manifest = {
+            "object_id": object_id,
+            "kind": "model",
+            "job_id": self.job_id,
+            "task": self.task,
+            "site": self.site,
+            "code_measurement": self.measurement,
+            "inputs": [
+                {
+                    "dataset_id": sealed.dataset_id,
+                    "manifest_digest": digest_of(sealed.manifest),
+                }
+            ],
+            "model_card": output.model_card,
+            "metrics": output.metrics,
+            "bytes": len(output.model_state or b""),
+        }
+        dek = new_dek()
+        ciphertext = seal_bytes(
+            output.model_state or b"",
+            dek,
+            object_id=object_id,
+            label=label,
+            manifest_digest=digest_of(manifest),
+        )
+        wrapped: dict[str, dict[str, Any]] = {}
+        for owner in sorted(Label.from_json(label).owners):
+            custodian = self._connect(owner)
+            request = WrapRequest(
+                job_id=self.job_id,
+                attempt_id=self.attempt_id,
+                site=self.site,
+                object_id=object_id,
+                label=label,
+                input_dataset_ids=(sealed.dataset_id,),
+                evidence=self._evidence_for(custodian),
+            )
+            request = WrapRequest(
+                **{
+                    **request.__dict__,
+                    "sealed_dek": b64e(
+                        hpke_seal(
+                            HpkeSuite.X25519,
+                            owners_hpke[owner],
+                            dek,
+                            request.hpke_info(),
+                        )
+                    ),
+                }
+            )
+            key: WrappedKey = custodian.wrap_key(request)
+            wrapped[owner] = key.to_json()
+        return SealedOutput(
+            object_id=object_id,
+            label=label,
+            manifest=manifest,
+            ciphertext=ciphertext,
+            wrapped_keys=wrapped,
+        )

@@ -1,0 +1,119 @@
+"""The function every Parsl worker runs: one enclave attempt of one task.
+
+:func:`enclave_task` takes and returns plain JSON-able dicts (plus the sealed
+model's bytes), so Parsl serialises nothing secret: the task's arguments are paths,
+ids and public metadata; its result is ciphertext, KEK-wrapped keys and metrics.
+Security failures (:class:`~orchestrator.errors.PolicyDenied`,
+:class:`~orchestrator.errors.AttestationError`,
+:class:`~orchestrator.errors.IntegrityError`) propagate unchanged so the driver
+never retries them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from orchestrator.canonical import b64d
+from orchestrator.crypto import load_private_key
+from orchestrator.embedded import custodian_connector
+from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.site.enclave import Enclave, SealedInput
+from orchestrator.state import StateDir
+
+
+def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt of ``spec["task"]`` inside a fresh enclave.
+
+    Parameters
+    ----------
+    spec
+        ``state_dir``, ``job_id``, ``task``, ``site``, ``workflow_name``,
+        ``workflow_source`` (text), ``params``, ``dataset`` (``id``, ``path``,
+        ``label``, ``manifest``), ``owners_hpke`` (nation -> base64 public key),
+        ``model_object_id``, ``torch_threads``.
+
+    Returns
+    -------
+    dict
+        ``task``, ``attempt_id``, ``pid``, ``metrics``, ``grants`` and, when the task
+        produced a model, ``model`` (``object_id``, ``label``, ``manifest``,
+        ``ciphertext`` bytes, ``wrapped_keys``).
+    """
+    try:
+        import torch
+
+        torch.set_num_threads(int(spec.get("torch_threads", 1)))
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    state = StateDir(Path(spec["state_dir"]))
+    site = spec["site"]
+    site_key = load_private_key(state.site_dir(site) / "site.key")
+    log = CustodyLog(state.custody_db)
+    actor = f"site:{site}"
+    enclave = Enclave(
+        job_id=spec["job_id"],
+        task=spec["task"],
+        site=site,
+        attester=SoftwareAttester(site, site_key),
+        connect=custodian_connector(state),
+    )
+    started = {
+        "job_id": spec["job_id"],
+        "task": spec["task"],
+        "attempt_id": enclave.attempt_id,
+        "site": site,
+        "pid": os.getpid(),
+    }
+    log.append(CustodyEvent.create("task.started", actor, started), site_key)
+    dataset = spec["dataset"]
+    try:
+        metrics, model = enclave.run(
+            workflow_source=spec["workflow_source"].encode(),
+            workflow_name=spec["workflow_name"],
+            params=spec["params"],
+            sealed=SealedInput(
+                dataset_id=dataset["id"],
+                label=dataset["label"],
+                manifest=dataset["manifest"],
+                ciphertext=Path(dataset["path"]).read_bytes(),
+            ),
+            owners_hpke={n: b64d(k) for n, k in spec["owners_hpke"].items()},
+            model_object_id=spec["model_object_id"],
+        )
+    except Exception as exc:
+        log.append(
+            CustodyEvent.create(
+                "task.failed",
+                actor,
+                {**started, "error": type(exc).__name__, "message": str(exc)[:500]},
+            ),
+            site_key,
+        )
+        raise
+    result: dict[str, Any] = {
+        "task": spec["task"],
+        "attempt_id": enclave.attempt_id,
+        "pid": os.getpid(),
+        "metrics": metrics,
+        "grants": enclave.grants,
+        "code_measurement": enclave.measurement,
+    }
+    completed: dict[str, Any] = {
+        **started,
+        "metrics": metrics,
+        "grants": enclave.grants,
+    }
+    if model is not None:
+        result["model"] = {
+            "object_id": model.object_id,
+            "label": model.label,
+            "manifest": model.manifest,
+            "ciphertext": model.ciphertext,
+            "wrapped_keys": model.wrapped_keys,
+        }
+        completed["model_object_id"] = model.object_id
+    log.append(CustodyEvent.create("task.completed", actor, completed), site_key)
+    return result

@@ -1,0 +1,354 @@
+"""Submitting a workflow: the one module that sequences a job, top to bottom.
+
+(1) load and measure the workflow; resolve its dataset and site;
+(2) register the job and log ``request.submitted`` (orchestrator-signed);
+(3) ask every owner's custodian for its job-level decision (logged by it; a
+    denial stops here with every reason);
+(4) render the site into a Parsl ``Config`` and dispatch one enclave task per
+    workflow task (:func:`orchestrator.site.runner.enclave_task`);
+(5) store each sealed model returned, register it and log ``model.sealed`` with its
+    lineage; log ``job.completed`` (or ``job.failed``).
+
+Security failures inside tasks are never retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.canonical import digest_of
+from orchestrator.crypto import atomic_write_bytes
+from orchestrator.embedded import custodian_connector
+from orchestrator.errors import DispatchError, SovereignError
+from orchestrator.labels import Label
+from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
+from orchestrator.release import JobRequest
+from orchestrator.state import StateDir
+from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
+from orchestrator.submit.siteconfig import SiteConfig, to_parsl_config
+from orchestrator.submit.workflow import Workflow, load_workflow
+from orchestrator.timeutil import rfc3339, system_clock
+
+
+@dataclass
+class JobResult:
+    """What a finished job reports back to the researcher."""
+
+    job_id: str
+    tasks: dict[str, dict[str, float]] = field(default_factory=dict)
+    summary: dict[str, float] = field(default_factory=dict)
+    model_ids: list[str] = field(default_factory=list)
+    first_result_s: float = 0.0
+    elapsed_s: float = 0.0
+
+
+class ProgressSink:
+    """Callbacks the CLI implements to show live progress (no-ops by default)."""
+
+    def stage(self, message: str) -> None:
+        """A pipeline stage began."""
+
+    def tasks_planned(self, names: list[str]) -> None:
+        """The job's tasks are known."""
+
+    def task_done(self, name: str, metrics: dict[str, float]) -> None:
+        """One task finished."""
+
+
+def _summarize(
+    workflow: Workflow, results: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    module = workflow.module()
+    summarize: Callable[[dict[str, dict[str, float]]], dict[str, Any]] | None = getattr(
+        module, "summarize", None
+    )
+    return dict(summarize(results)) if summarize else {}
+
+
+def submit(
+    state: StateDir,
+    workflow_path: Path,
+    site_name: str,
+    *,
+    progress: ProgressSink | None = None,
+) -> JobResult:
+    """Run the workflow at ``workflow_path`` on site ``site_name``; see module doc.
+
+    Raises
+    ------
+    ConfigError
+        Malformed workflow (file and field named).
+    NotFound
+        Unknown site or dataset.
+    PolicyDenied, AttestationError, IntegrityError
+        A custodian refused, or verification failed (logged; never retried).
+    DispatchError
+        A task failed for another reason.
+    """
+    import time
+
+    sink = progress or ProgressSink()
+    clock0 = time.monotonic()
+    registry = Registry(state.registry_db)
+    log = CustodyLog(state.custody_db)
+    signer = orchestrator_signer(state)
+    workflow = load_workflow(workflow_path)  # (1)
+    wf = workflow.manifest
+    site = registry.site(site_name)
+    dataset = registry.dataset(wf.workflow.dataset)
+    task_names = workflow.tasks()
+    job_id = "job-" + uuid.uuid4().hex[:16]
+    request = {
+        "dataset_ids": [dataset.id],
+        "priority_area": wf.workflow.priority_area,
+        "gpu_hours": wf.resources.gpu_hours,
+        "workflow": wf.workflow.name,
+        "workflow_digest": digest_of(wf.model_dump(mode="json")),
+        "tasks": task_names,
+    }
+    registry.add_job(
+        JobRecord(
+            id=job_id,
+            workflow=wf.workflow.name,
+            site=site.name,  # (2)
+            request=request,
+            measurement=workflow.measurement,
+            state="submitted",
+            summary={},
+            created=rfc3339(system_clock()),
+            finished=None,
+        )
+    )
+    log.append(
+        CustodyEvent.create(
+            "request.submitted",
+            ORCHESTRATOR_ACTOR,
+            {
+                "job_id": job_id,
+                "site": site.name,
+                "code_measurement": workflow.measurement,
+                **request,
+            },
+        ),
+        signer,
+    )
+
+    def fail(exc: BaseException) -> None:
+        registry.finish_job(
+            job_id, "failed", {"error": str(exc)}, rfc3339(system_clock())
+        )
+        log.append(
+            CustodyEvent.create(
+                "job.failed",
+                ORCHESTRATOR_ACTOR,
+                {
+                    "job_id": job_id,
+                    "error": type(exc).__name__,
+                    "message": str(exc)[:500],
+                },
+            ),
+            signer,
+        )
+
+    sink.stage("policy decisions by each owner's custodian")
+    connect = custodian_connector(state)
+    try:
+        for owner in sorted(Label.from_json(dataset.label).owners):  # (3)
+            connect(owner).decide(
+                JobRequest(
+                    job_id=job_id,
+                    dataset_id=dataset.id,
+                    site=site.name,
+                    priority_area=wf.workflow.priority_area,
+                    gpu_hours=wf.resources.gpu_hours,
+                    code_measurement=workflow.measurement,
+                )
+            )
+    except SovereignError as exc:
+        fail(exc)
+        raise
+    result = JobResult(job_id=job_id)
+    sink.stage(f"dispatching {len(task_names)} enclave tasks to site {site.name}")
+    sink.tasks_planned(task_names)
+    try:
+        outputs = _dispatch(
+            state,
+            workflow,
+            site.name,
+            SiteConfig.model_validate(site.config),
+            job_id,
+            dataset,
+            task_names,
+            sink,
+            result,
+            clock0,
+        )  # (4)
+        for name in task_names:  # (5)
+            out = outputs[name]
+            result.tasks[name] = out["metrics"]
+            if "model" in out:
+                result.model_ids.append(
+                    _store_model(
+                        state,
+                        registry,
+                        log,
+                        signer,
+                        job_id,
+                        site.name,
+                        dataset,
+                        out,
+                        workflow.measurement,
+                    )
+                )
+    except BaseException as exc:
+        fail(exc)
+        raise
+    result.summary = _summarize(workflow, result.tasks)
+    registry.finish_job(job_id, "completed", result.summary, rfc3339(system_clock()))
+    log.append(
+        CustodyEvent.create(
+            "job.completed",
+            ORCHESTRATOR_ACTOR,
+            {"job_id": job_id, "summary": result.summary, "models": result.model_ids},
+        ),
+        signer,
+    )
+    result.elapsed_s = time.monotonic() - clock0
+    return result
+
+
+def _dispatch(
+    state: StateDir,
+    workflow: Workflow,
+    site: str,
+    config: SiteConfig,
+    job_id: str,
+    dataset: SealedObjectRecord,
+    task_names: list[str],
+    sink: ProgressSink,
+    result: JobResult,
+    clock0: float,
+) -> dict[str, dict[str, Any]]:
+    import concurrent.futures
+    import time
+
+    import parsl
+
+    from orchestrator.site.runner import enclave_task
+
+    registry = Registry(state.registry_db)
+    owners = sorted(Label.from_json(dataset.label).owners)
+    owners_hpke = {o: registry.nation(o).hpke_public for o in owners}
+    run_dir = state.runinfo_dir / job_id
+    dfk = parsl.load(to_parsl_config(config, run_dir))
+    try:
+        app = parsl.python_app(enclave_task, executors=[config.site.name])
+        futures = {}
+        for name in task_names:
+            spec = {
+                "state_dir": str(state.root),
+                "job_id": job_id,
+                "task": name,
+                "site": site,
+                "workflow_name": workflow.manifest.workflow.name,
+                "workflow_source": workflow.source.decode("utf-8"),
+                "params": dict(workflow.manifest.training),
+                "dataset": {
+                    "id": dataset.id,
+                    "path": dataset.object_path,
+                    "label": dataset.label,
+                    "manifest": dataset.manifest,
+                },
+                "owners_hpke": owners_hpke,
+                "model_object_id": "model-" + uuid.uuid4().hex[:16],
+                "torch_threads": workflow.manifest.resources.cpus_per_task,
+            }
+            futures[app(spec)] = name
+        outputs: dict[str, dict[str, Any]] = {}
+        for future in concurrent.futures.as_completed(list(futures)):
+            name = futures[future]
+            exc = future.exception()
+            if exc is not None:
+                if isinstance(exc, SovereignError):
+                    raise exc
+                raise DispatchError(
+                    f"task {name} failed: {type(exc).__name__}: {exc}", source=job_id
+                ) from exc
+            outputs[name] = future.result()
+            if not result.first_result_s:
+                result.first_result_s = time.monotonic() - clock0
+            sink.task_done(name, outputs[name]["metrics"])
+        return outputs
+    finally:
+        dfk.cleanup()
+        parsl.clear()
+
+
+def _store_model(
+    state: StateDir,
+    registry: Registry,
+    log: CustodyLog,
+    signer: Any,
+    job_id: str,
+    site: str,
+    dataset: SealedObjectRecord,
+    out: dict[str, Any],
+    measurement: str,
+) -> str:
+    model = out["model"]
+    object_id = model["object_id"]
+    target = state.models_dir / f"{object_id}.sealed"
+    atomic_write_bytes(target, model["ciphertext"], mode=0o600)
+    sealed_digest = "sha256:" + hashlib.sha256(model["ciphertext"]).hexdigest()
+    lineage = {
+        "job_id": job_id,
+        "site": site,
+        "task": out["task"],
+        "attempt_id": out["attempt_id"],
+        "code_measurement": measurement,
+        "grants": out["grants"],
+        "datasets": [
+            {
+                "dataset_id": dataset.id,
+                "sealed_digest": dataset.sealed_digest,
+                "manifest_digest": digest_of(dataset.manifest),
+            }
+        ],
+    }
+    record = SealedObjectRecord(
+        id=object_id,
+        name=object_id,
+        label=model["label"],
+        manifest=model["manifest"],
+        object_path=str(target),
+        sealed_digest=sealed_digest,
+        wrapped_keys=model["wrapped_keys"],
+        created=rfc3339(system_clock()),
+        job_id=job_id,
+        metrics=out["metrics"],
+        lineage=lineage,
+    )
+    registry.add_model(record)
+    log.append(
+        CustodyEvent.create(
+            "model.sealed",
+            ORCHESTRATOR_ACTOR,
+            {
+                "model_id": object_id,
+                "label": model["label"],
+                "sealed_digest": sealed_digest,
+                "manifest_digest": digest_of(model["manifest"]),
+                "wrapped_for": sorted(model["wrapped_keys"]),
+                "lineage": lineage,
+                "ciphertext_bytes": len(model["ciphertext"]),
+            },
+        ),
+        signer,
+    )
+    return str(object_id)
