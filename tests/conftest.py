@@ -65,3 +65,40 @@ class Sovereign:
 def sovereign(tmp_path: Path) -> Sovereign:
     """A CLI bound to a fresh state directory."""
     return Sovereign(tmp_path / "state")
+
+
+@dataclass
+class World:
+    """A state directory with AUS, GBR and USA, the local site, a sealed sonar
+    dataset owned by AUS (SECRET, REL TO AUS, GBR, USA) and the AUS-USA agreement."""
+
+    state: Any
+    dataset_id: str
+    site: str = "local"
+
+
+def make_world(root: Path, *, accreditation: str = "SECRET",
+               agreement: Path | None = None) -> World:
+    from orchestrator.nation.identity import init_nation
+    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.state import StateDir
+    from orchestrator.submit.registration import add_agreement, register_site
+
+    state = StateDir(root / "state").ensure()
+    for code in ("AUS", "GBR", "USA"):
+        init_nation(state, code)
+    site_file = root / "site.toml"
+    site_file.write_text((ROOT / "site_configs" / "local.toml").read_text().replace(
+        'accreditation = "SECRET"', f'accreditation = "{accreditation}"'))
+    register_site(state, site_file)
+    record = seal_dataset(state, SONAR, name="uci-sonar", owners=["AUS"],
+                          classification="SECRET",
+                          releasable_to=["AUS", "GBR", "USA"])
+    add_agreement(state, agreement or ROOT / "agreements" / "aus-usa.toml")
+    return World(state=state, dataset_id=record.id)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    """A fresh embedded world (see :class:`World`)."""
+    return make_world(tmp_path)

@@ -31,7 +31,7 @@ model_app = typer.Typer(no_args_is_help=True, help="Sealed models.")
 
 
 def _marking(label: dict[str, Any]) -> str:
-    return Label.from_json(label).marking()
+    return Label.from_json(label, derived=True).marking()
 
 
 def _show_object(record: SealedObjectRecord, json_out: bool) -> None:

@@ -28,7 +28,6 @@ from orchestrator.crypto._primitives import (
     hpke_public_from_bytes,
     hpke_seal_raw,
 )
-from orchestrator.errors import ConfigError
 
 __all__ = ["HpkeSuite", "RecipientKey", "hpke_open", "hpke_seal"]
 

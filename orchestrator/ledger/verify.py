@@ -27,10 +27,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from orchestrator.errors import LedgerVerificationError
+from orchestrator.crypto import verify_signature
+from orchestrator.errors import IntegrityError, LedgerVerificationError
 from orchestrator.ledger.events import ZERO_HASH, SignedEntry, leaf_hash
 from orchestrator.ledger.store import CustodyLog
 
@@ -85,8 +83,8 @@ class VerifyReport:
 def _verify_ed25519(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """Return whether ``signature`` is a valid Ed25519 signature of ``data``."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
-    except (InvalidSignature, ValueError):
+        verify_signature(public_key, signature, data)
+    except IntegrityError:
         return False
     return True
 

@@ -311,7 +311,7 @@ class LocalCustodian:
             site.name,
             site.signing_public,
         )
-        owners = Label.from_json(request.label).owners
+        owners = Label.from_json(request.label, derived=True).owners
         released = self._log.find(
             "key.released", attempt_id=request.attempt_id, owner=self._nation
         )
@@ -344,7 +344,7 @@ class LocalCustodian:
         PolicyDenied
             If this nation is not an owner of ``record``.
         """
-        owners = Label.from_json(record.label).owners
+        owners = Label.from_json(record.label, derived=True).owners
         body = {"object_id": record.id, "kind": kind, "nation": self._nation}
         if self._nation not in owners or self._nation not in record.wrapped_keys:
             self._record(

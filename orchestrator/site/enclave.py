@@ -227,7 +227,7 @@ class Enclave:
             manifest_digest=digest_of(manifest),
         )
         wrapped: dict[str, dict[str, Any]] = {}
-        for owner in sorted(Label.from_json(label).owners):
+        for owner in sorted(Label.from_json(label, derived=True).owners):
             custodian = self._connect(owner)
             request = WrapRequest(
                 job_id=self.job_id,
