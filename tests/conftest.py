@@ -77,8 +77,9 @@ class World:
     site: str = "local"
 
 
-def make_world(root: Path, *, accreditation: str = "SECRET",
-               agreement: Path | None = None) -> World:
+def make_world(
+    root: Path, *, accreditation: str = "SECRET", agreement: Path | None = None
+) -> World:
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.steward import seal_dataset
     from orchestrator.state import StateDir
@@ -88,12 +89,20 @@ def make_world(root: Path, *, accreditation: str = "SECRET",
     for code in ("AUS", "GBR", "USA"):
         init_nation(state, code)
     site_file = root / "site.toml"
-    site_file.write_text((ROOT / "site_configs" / "local.toml").read_text().replace(
-        'accreditation = "SECRET"', f'accreditation = "{accreditation}"'))
+    site_file.write_text(
+        (ROOT / "site_configs" / "local.toml")
+        .read_text()
+        .replace('accreditation = "SECRET"', f'accreditation = "{accreditation}"')
+    )
     register_site(state, site_file)
-    record = seal_dataset(state, SONAR, name="uci-sonar", owners=["AUS"],
-                          classification="SECRET",
-                          releasable_to=["AUS", "GBR", "USA"])
+    record = seal_dataset(
+        state,
+        SONAR,
+        name="uci-sonar",
+        owners=["AUS"],
+        classification="SECRET",
+        releasable_to=["AUS", "GBR", "USA"],
+    )
     add_agreement(state, agreement or ROOT / "agreements" / "aus-usa.toml")
     return World(state=state, dataset_id=record.id)
 

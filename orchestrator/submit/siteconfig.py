@@ -41,12 +41,18 @@ class SiteSection(BaseModel):
     @field_validator("operator_nation")
     @classmethod
     def _nation(cls, value: str) -> str:
-        return parse_nation(value)
+        try:
+            return parse_nation(value)
+        except ConfigError as exc:  # let pydantic attach the field path
+            raise ValueError(exc.message) from exc
 
     @field_validator("accreditation")
     @classmethod
     def _accreditation(cls, value: str) -> str:
-        return Classification.parse(value).name
+        try:
+            return Classification.parse(value).name
+        except ConfigError as exc:
+            raise ValueError(exc.message) from exc
 
 
 class LocalProviderSection(BaseModel):
@@ -105,11 +111,10 @@ def parse_site_config(text: str, *, source: str) -> SiteConfig:
         return SiteConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
+        message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            str(err["msg"]), source=source, field=_field_path(err["loc"])
+            message, source=source, field=_field_path(err["loc"])
         ) from exc
-    except ConfigError as exc:
-        raise ConfigError(exc.message, source=source, field=exc.field) from exc
 
 
 def load_site_config(path: Path) -> SiteConfig:

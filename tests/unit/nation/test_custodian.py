@@ -15,7 +15,12 @@ from conftest import ROOT, World
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
-from orchestrator.errors import AttestationError, IntegrityError, LedgerError, PolicyDenied
+from orchestrator.errors import (
+    AttestationError,
+    IntegrityError,
+    LedgerError,
+    PolicyDenied,
+)
 from orchestrator.ledger import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.registry import JobRecord, Registry
@@ -25,30 +30,61 @@ from orchestrator.site.attestation import SoftwareAttester
 MEASUREMENT = "sha256:" + "ab" * 32
 
 
-def _job(world: World, *, area: str = "undersea-autonomy", gpu_hours: float = 0.5,
-         job_id: str = "job-1") -> str:
-    Registry(world.state.registry_db).add_job(JobRecord(
-        id=job_id, workflow="sonar", site=world.site,
-        request={"dataset_ids": [world.dataset_id], "priority_area": area,
-                 "gpu_hours": gpu_hours},
-        measurement=MEASUREMENT, state="submitted", summary={},
-        created="2026-11-21T00:00:00Z", finished=None))
+def _job(
+    world: World,
+    *,
+    area: str = "undersea-autonomy",
+    gpu_hours: float = 0.5,
+    job_id: str = "job-1",
+) -> str:
+    Registry(world.state.registry_db).add_job(
+        JobRecord(
+            id=job_id,
+            workflow="sonar",
+            site=world.site,
+            request={
+                "dataset_ids": [world.dataset_id],
+                "priority_area": area,
+                "gpu_hours": gpu_hours,
+            },
+            measurement=MEASUREMENT,
+            state="submitted",
+            summary={},
+            created="2026-11-21T00:00:00Z",
+            finished=None,
+        )
+    )
     return job_id
 
 
-def _request(world: World, custodian: LocalCustodian, key: RecipientKey, *,
-             job_id: str = "job-1", attempt: str = "a1",
-             attester: SoftwareAttester | None = None,
-             measurement: str = MEASUREMENT) -> ReleaseRequest:
+def _request(
+    world: World,
+    custodian: LocalCustodian,
+    key: RecipientKey,
+    *,
+    job_id: str = "job-1",
+    attempt: str = "a1",
+    attester: SoftwareAttester | None = None,
+    measurement: str = MEASUREMENT,
+) -> ReleaseRequest:
     site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
     attester = attester or SoftwareAttester(world.site, site_key)
-    evidence = attester.attest(job_id=job_id, attempt_id=attempt,
-                               code_measurement=measurement,
-                               enclave_public_key=key.public_bytes(),
-                               hpke_suite=key.suite.value, nonce=custodian.challenge())
-    return ReleaseRequest(job_id=job_id, attempt_id=attempt, task="fold-0",
-                          dataset_id=world.dataset_id, site=world.site,
-                          evidence=evidence)
+    evidence = attester.attest(
+        job_id=job_id,
+        attempt_id=attempt,
+        code_measurement=measurement,
+        enclave_public_key=key.public_bytes(),
+        hpke_suite=key.suite.value,
+        nonce=custodian.challenge(),
+    )
+    return ReleaseRequest(
+        job_id=job_id,
+        attempt_id=attempt,
+        task="fold-0",
+        dataset_id=world.dataset_id,
+        site=world.site,
+        evidence=evidence,
+    )
 
 
 def _kinds(world: World) -> list[str]:
@@ -74,8 +110,9 @@ def test_release_opens_only_for_the_enclave_and_request(world: World) -> None:
 
 def test_decide_permits_pre_approved_and_denies_case_by_case(world: World) -> None:
     aus = LocalCustodian(world.state, "AUS")
-    ok = JobRequest("job-1", world.dataset_id, world.site, "undersea-autonomy", 1.0,
-                    MEASUREMENT)
+    ok = JobRequest(
+        "job-1", world.dataset_id, world.site, "undersea-autonomy", 1.0, MEASUREMENT
+    )
     assert aus.decide(ok)["outcome"] == "permit"
     review = replace(ok, job_id="job-2", priority_area="quantum-sensing")
     with pytest.raises(PolicyDenied) as denied:
@@ -86,8 +123,16 @@ def test_decide_permits_pre_approved_and_denies_case_by_case(world: World) -> No
 
 def test_notification_above_threshold_is_logged(world: World) -> None:
     aus = LocalCustodian(world.state, "AUS")
-    aus.decide(JobRequest("job-9", world.dataset_id, world.site, "undersea-autonomy",
-                          900.0, MEASUREMENT))
+    aus.decide(
+        JobRequest(
+            "job-9",
+            world.dataset_id,
+            world.site,
+            "undersea-autonomy",
+            900.0,
+            MEASUREMENT,
+        )
+    )
     assert _kinds(world)[-2:] == ["policy.decided", "notification.recorded"]
 
 
@@ -99,8 +144,11 @@ def test_site_not_cleared_is_denied(tmp_path: object) -> None:
     low = make_world(Path(str(tmp_path)), accreditation="OFFICIAL")
     aus = LocalCustodian(low.state, "AUS")
     with pytest.raises(PolicyDenied) as denied:
-        aus.decide(JobRequest("job-1", low.dataset_id, low.site, "undersea-autonomy",
-                              0.5, MEASUREMENT))
+        aus.decide(
+            JobRequest(
+                "job-1", low.dataset_id, low.site, "undersea-autonomy", 0.5, MEASUREMENT
+            )
+        )
     assert any("accredit" in r for r in denied.value.reasons)
 
 
@@ -111,18 +159,33 @@ def test_expired_agreement_is_denied(tmp_path: object) -> None:
 
     root = Path(str(tmp_path))
     expired = root / "expired.toml"
-    expired.write_text((ROOT / "agreements" / "aus-usa.toml").read_text()
-                       .replace("valid_from = 2026-01-01", "valid_from = 2023-01-01")
-                       .replace("valid_until = 2028-12-31", "valid_until = 2025-12-31"))
+    expired.write_text(
+        (ROOT / "agreements" / "aus-usa.toml")
+        .read_text()
+        .replace("valid_from = 2026-01-01", "valid_from = 2023-01-01")
+        .replace("valid_until = 2028-12-31", "valid_until = 2025-12-31")
+    )
     old = make_world(root, agreement=expired)
     with pytest.raises(PolicyDenied) as denied:
-        LocalCustodian(old.state, "AUS").decide(JobRequest(
-            "job-1", old.dataset_id, old.site, "undersea-autonomy", 0.5, MEASUREMENT))
+        LocalCustodian(old.state, "AUS").decide(
+            JobRequest(
+                "job-1", old.dataset_id, old.site, "undersea-autonomy", 0.5, MEASUREMENT
+            )
+        )
     assert any("expired" in r for r in denied.value.reasons)
 
 
-@pytest.mark.parametrize("attack", ["wrong_measurement", "reused_nonce", "expired",
-                                    "foreign_signer", "wrong_attempt", "wrong_job"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "wrong_measurement",
+        "reused_nonce",
+        "expired",
+        "foreign_signer",
+        "wrong_attempt",
+        "wrong_job",
+    ],
+)
 def test_evidence_mutations_are_refused_and_logged(world: World, attack: str) -> None:
     _job(world)
     _job(world, job_id="job-2")
@@ -143,8 +206,12 @@ def test_evidence_mutations_are_refused_and_logged(world: World, attack: str) ->
     elif attack == "foreign_signer":
         from orchestrator.crypto import SigningKey
 
-        request = _request(world, aus, key, attester=SoftwareAttester(
-            world.site, SigningKey.generate()))
+        request = _request(
+            world,
+            aus,
+            key,
+            attester=SoftwareAttester(world.site, SigningKey.generate()),
+        )
         expect = "not by site"
     elif attack == "wrong_attempt":
         request = replace(_request(world, aus, key), attempt_id="a2")
@@ -180,20 +247,31 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
     aus = LocalCustodian(world.state, "AUS")
     gbr = LocalCustodian(world.state, "GBR")
     key = RecipientKey.generate()
-    label = Label.from_json(Registry(world.state.registry_db).dataset(
-        world.dataset_id).label).to_json()
+    label = Label.from_json(
+        Registry(world.state.registry_db).dataset(world.dataset_id).label
+    ).to_json()
     request = _request(world, aus, key)
 
     def wrap_request(custodian: LocalCustodian) -> WrapRequest:
         fresh = _request(world, custodian, key)
-        req = WrapRequest(job_id="job-1", attempt_id="a1", site=world.site,
-                          object_id="model-x", label=label,
-                          input_dataset_ids=(world.dataset_id,),
-                          evidence=fresh.evidence)
-        public = b64d(Registry(world.state.registry_db).nation(
-            custodian.nation).hpke_public)
-        return replace(req, sealed_dek=b64e(hpke_seal(
-            HpkeSuite.X25519, public, new_dek(), req.hpke_info())))
+        req = WrapRequest(
+            job_id="job-1",
+            attempt_id="a1",
+            site=world.site,
+            object_id="model-x",
+            label=label,
+            input_dataset_ids=(world.dataset_id,),
+            evidence=fresh.evidence,
+        )
+        public = b64d(
+            Registry(world.state.registry_db).nation(custodian.nation).hpke_public
+        )
+        return replace(
+            req,
+            sealed_dek=b64e(
+                hpke_seal(HpkeSuite.X25519, public, new_dek(), req.hpke_info())
+            ),
+        )
 
     with pytest.raises(PolicyDenied, match="wrap refused"):
         aus.wrap_key(wrap_request(aus))  # no release yet
