@@ -104,8 +104,17 @@ def trace(model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False) 
     for ev in model["events"]:
         tree.add(f"#{ev['index']} {ev['kind']} by {ev['actor']}")
     job = tree.add(f"[bold]job {lineage['job']['id']}[/]")
+    per_task: dict[str, Tree] = {}
     for ev in lineage["job"]["events"]:
-        job.add(f"#{ev['index']} {ev['kind']} by {ev['actor']} {_brief(ev['body'])}")
+        task = ev["body"].get("task")
+        text = f"#{ev['index']} {ev['kind']} by {ev['actor']}"
+        if task is None:
+            job.add(f"{text} {_brief(ev['body'])}")
+            continue
+        if task not in per_task:
+            per_task[task] = job.add(f"task {task}")
+        extra = ev["body"].get("grant_id") or ev["body"].get("error") or ""
+        per_task[task].add(f"{text} {extra}".rstrip())
     for ds in lineage["datasets"]:
         node = tree.add(f"[bold]dataset {ds['dataset_id']}[/] ({ds['name']})")
         for ev in ds["events"]:
