@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+DASH = "\u2013"
+"""En dash, for ``median [min\u2013max]``."""
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,8 +41,13 @@ def rss_method() -> str:
     return "os.wait4 ru_maxrss (includes the forking Python parent's RSS floor)"
 
 
-def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, timeout: float | None = None) -> ProcRun:
+def run_measured(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> ProcRun:
     """Run ``cmd`` to completion; measure it alone.
 
     Wall clock is taken here around spawn..exit; user/sys CPU from ``os.wait4``
@@ -54,10 +62,12 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     import tempfile
 
     use_time = os.access(GNU_TIME, os.X_OK)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(suffix=".time") as tf:
-        full = ([GNU_TIME, "-f", "%M", "-o", tf.name, *cmd] if use_time
-                else list(cmd))
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(suffix=".time") as tf,
+    ):
+        full = [GNU_TIME, "-f", "%M", "-o", tf.name, *cmd] if use_time else list(cmd)
         t0 = time.perf_counter()
         proc = subprocess.Popen(full, stdout=out, stderr=err, env=env, cwd=cwd)
         deadline = None if timeout is None else t0 + timeout
@@ -79,28 +89,42 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
                 maxrss_kib = float(text[-1].strip())
         out.seek(0)
         err.seek(0)
-        return ProcRun(wall, maxrss_kib / 1024.0, ru.ru_utime, ru.ru_stime,
-                       proc.returncode, out.read().decode("utf-8", "replace"),
-                       err.read().decode("utf-8", "replace"))
+        return ProcRun(
+            wall,
+            maxrss_kib / 1024.0,
+            ru.ru_utime,
+            ru.ru_stime,
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
 
 
 def summary(values: list[float]) -> dict[str, Any]:
     """``{"median", "min", "max", "n", "values"}`` of ``values``."""
-    return {"median": statistics.median(values), "min": min(values),
-            "max": max(values), "n": len(values), "values": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "values": values,
+    }
 
 
 def fmt(s: dict[str, Any], digits: int = 3) -> str:
-    """``median [min–max]`` of a :func:`summary`."""
-    return (f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–"
-            f"{s['max']:.{digits}f}]")
+    """``median [min-max]`` (en dash) of a :func:`summary`."""
+    return (
+        f"{s['median']:.{digits}f} [{s['min']:.{digits}f}{DASH}{s['max']:.{digits}f}]"
+    )
 
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on, and how loaded it was at the start."""
-    info: dict[str, Any] = {"platform": platform.platform(),
-                            "python": platform.python_version(),
-                            "cpus": os.cpu_count()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
     try:
         info["loadavg"] = list(os.getloadavg())
     except OSError:

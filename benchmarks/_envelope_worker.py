@@ -63,8 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     if args.op == "seal":
         with open(args.src, "rb") as src, open(args.dst, "wb") as dst:
-            seal_stream(src, dst, dek, object_id="bench-object",
-                        label={"bench": True}, manifest_digest="sha256:" + "0" * 64)
+            seal_stream(
+                src,
+                dst,
+                dek,
+                object_id="bench-object",
+                label={"bench": True},
+                manifest_digest="sha256:" + "0" * 64,
+            )
         n = args.src.stat().st_size
     else:
         with open(args.src, "rb") as src, open(args.dst, "wb") as dst:
@@ -73,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                 dst.write(segment)
                 n += len(segment)
     crypto_s = time.perf_counter() - t0
-    print(json.dumps({"op": args.op, "bytes": n, "crypto_s": crypto_s,
-                      "import_s": _IMPORT_S}))
+    print(
+        json.dumps(
+            {"op": args.op, "bytes": n, "crypto_s": crypto_s, "import_s": _IMPORT_S}
+        )
+    )
     return 0
 
 

@@ -34,13 +34,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy  # noqa: E402, F401
-import parsl  # noqa: E402
-import torch  # noqa: E402, F401
+import numpy as _numpy  # noqa: F401  (imported before the clock starts)
+import parsl
+import torch as _torch  # noqa: F401
 
 
-def plain_task(workflow_py: str, csv_path: str, task: str,
-               params: dict[str, Any], torch_threads: int) -> dict[str, float]:
+def plain_task(
+    workflow_py: str,
+    csv_path: str,
+    task: str,
+    params: dict[str, Any],
+    torch_threads: int,
+) -> dict[str, float]:
     """Parsl app body (runs in the worker): load the workflow by path, train."""
     import importlib.util
     from pathlib import Path
@@ -99,24 +104,35 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     config = Config(
-        executors=[HighThroughputExecutor(
-            label=site.site.name, address=ex.address,
-            max_workers_per_node=ex.max_workers_per_node,
-            cores_per_worker=ex.cores_per_worker,
-            heartbeat_period=ex.heartbeat_period,
-            heartbeat_threshold=ex.heartbeat_threshold,
-            provider=LocalProvider(init_blocks=prov.init_blocks,
-                                   min_blocks=prov.min_blocks,
-                                   max_blocks=prov.max_blocks,
-                                   worker_init=prov.worker_init))],
-        run_dir=str(args.run_dir), strategy_period=0.5, retries=0)
+        executors=[
+            HighThroughputExecutor(
+                label=site.site.name,
+                address=ex.address,
+                max_workers_per_node=ex.max_workers_per_node,
+                cores_per_worker=ex.cores_per_worker,
+                heartbeat_period=ex.heartbeat_period,
+                heartbeat_threshold=ex.heartbeat_threshold,
+                provider=LocalProvider(
+                    init_blocks=prov.init_blocks,
+                    min_blocks=prov.min_blocks,
+                    max_blocks=prov.max_blocks,
+                    worker_init=prov.worker_init,
+                ),
+            )
+        ],
+        run_dir=str(args.run_dir),
+        strategy_period=0.5,
+        retries=0,
+    )
     dfk = parsl.load(config)
     first_result = first_fold = 0.0
     results: dict[str, dict[str, float]] = {}
     try:
         app = parsl.python_app(plain_task, executors=[site.site.name])
-        futures = {app(str(workflow_py), str(args.csv.resolve()), name, params,
-                       threads): name for name in names}
+        futures = {
+            app(str(workflow_py), str(args.csv.resolve()), name, params, threads): name
+            for name in names
+        }
         for fut in concurrent.futures.as_completed(list(futures)):
             name = futures[fut]
             results[name] = fut.result()
@@ -128,9 +144,14 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
         dfk.cleanup()
         parsl.clear()
     wall = time.perf_counter() - t0
-    return {"mode": "plain", "wall_s": wall, "first_fold_s": first_fold,
-            "first_result_s": first_result, "tasks": results,
-            "summary": module.summarize(results)}
+    return {
+        "mode": "plain",
+        "wall_s": wall,
+        "first_fold_s": first_fold,
+        "first_result_s": first_result,
+        "tasks": results,
+        "summary": module.summarize(results),
+    }
 
 
 def run_sovereign(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,11 +170,17 @@ def run_sovereign(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = pipeline.submit(state, args.workflow, args.site, progress=sink)
     wall = time.perf_counter() - t0
-    return {"mode": "sovereign", "wall_s": wall, "first_fold_s": sink.first_fold,
-            "first_result_s": result.first_result_s,
-            "pipeline_elapsed_s": result.elapsed_s, "job_id": result.job_id,
-            "tasks": result.tasks, "summary": result.summary,
-            "models": result.model_ids}
+    return {
+        "mode": "sovereign",
+        "wall_s": wall,
+        "first_fold_s": sink.first_fold,
+        "first_result_s": result.first_result_s,
+        "pipeline_elapsed_s": result.elapsed_s,
+        "job_id": result.job_id,
+        "tasks": result.tasks,
+        "summary": result.summary,
+        "models": result.model_ids,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The whole sovereign sonar workflow against the same training in plain PyTorch + Parsl.
+"""The whole sovereign sonar workflow against the same training in plain Parsl.
 
 Per rep, both sides run (order alternating per rep), each in a fresh child process
 (``_workflow_worker.py``) and a fresh directory under one temp dir:
@@ -19,7 +19,7 @@ Per rep, both sides run (order alternating per rep), each in a fresh child proce
   app) on the plaintext CSV parsed with ``orchestrator.tabular.parse_csv``; same 14
   tasks, same ``[training]`` params from the TOML. No sealing.
 
-Reported (median [min–max] over ``--reps``, ratios pair by pair):
+Reported (median [min-max] over ``--reps``, ratios pair by pair):
 
 * ``wall_s``: the job alone, heavy imports done beforehand (sovereign: the
   ``submit()`` call; plain: ``parsl.load()`` .. results .. ``cleanup()``);
@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from _common import (
+    DASH,
     RESULTS,
     ROOT,
     fmt,
@@ -62,19 +63,29 @@ AGREEMENT = ROOT / "agreements" / "aus-usa.toml"
 
 def _env(state: Path | None = None) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-           "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
     if state is not None:
         env["SOVEREIGN_STATE_DIR"] = str(state)
     return env
 
 
 def _cli(state: Path, *args: str) -> None:
-    run = run_measured([sys.executable, "-m", "orchestrator", *args],
-                       env=_env(state), cwd=ROOT, timeout=300)
+    run = run_measured(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=_env(state),
+        cwd=ROOT,
+        timeout=300,
+    )
     if run.returncode != 0:
-        raise SystemExit(f"sovereign {' '.join(args)} exited {run.returncode}:\n"
-                         f"{run.stdout}\n{run.stderr}")
+        raise SystemExit(
+            f"sovereign {' '.join(args)} exited {run.returncode}:\n"
+            f"{run.stdout}\n{run.stderr}"
+        )
 
 
 def setup_state(state: Path) -> float:
@@ -83,8 +94,20 @@ def setup_state(state: Path) -> float:
     for nation in ("AUS", "GBR", "USA"):
         _cli(state, "nation", "init", nation)
     _cli(state, "site", "register", str(SITE))
-    _cli(state, "dataset", "seal", str(CSV), "--name", "uci-sonar", "--owner", "AUS",
-         "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
+    _cli(
+        state,
+        "dataset",
+        "seal",
+        str(CSV),
+        "--name",
+        "uci-sonar",
+        "--owner",
+        "AUS",
+        "--classification",
+        "SECRET",
+        "--rel-to",
+        "AUS,GBR,USA",
+    )
     _cli(state, "agreement", "add", str(AGREEMENT))
     return time.perf_counter() - t0
 
@@ -92,8 +115,10 @@ def setup_state(state: Path) -> float:
 def _child(cmd: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
     run = run_measured(cmd, env=env, cwd=ROOT, timeout=600)
     if run.returncode != 0:
-        raise SystemExit(f"{what} run exited {run.returncode}:\n{run.stdout[-4000:]}"
-                         f"\n{run.stderr[-4000:]}")
+        raise SystemExit(
+            f"{what} run exited {run.returncode}:\n{run.stdout[-4000:]}"
+            f"\n{run.stderr[-4000:]}"
+        )
     out = json.loads(run.stdout.strip().splitlines()[-1])
     out["process_wall_s"] = run.wall_s
     out["process_maxrss_mib"] = run.maxrss_mib
@@ -103,22 +128,49 @@ def _child(cmd: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
 def run_sovereign(base: Path) -> dict[str, Any]:
     state = base / "state"
     setup_s = setup_state(state)
-    out = _child([sys.executable, str(WORKER), "sovereign", "--state-dir", str(state),
-                  "--workflow", str(WORKFLOW), "--site", "local"], _env(state),
-                 "sovereign")
+    out = _child(
+        [
+            sys.executable,
+            str(WORKER),
+            "sovereign",
+            "--state-dir",
+            str(state),
+            "--workflow",
+            str(WORKFLOW),
+            "--site",
+            "local",
+        ],
+        _env(state),
+        "sovereign",
+    )
     out["setup_s"] = setup_s
     return out
 
 
 def run_plain(base: Path) -> dict[str, Any]:
-    return _child([sys.executable, str(WORKER), "plain", "--run-dir",
-                   str(base / "runinfo"), "--workflow", str(WORKFLOW),
-                   "--site-config", str(SITE), "--csv", str(CSV)], _env(), "plain")
+    return _child(
+        [
+            sys.executable,
+            str(WORKER),
+            "plain",
+            "--run-dir",
+            str(base / "runinfo"),
+            "--workflow",
+            str(WORKFLOW),
+            "--site-config",
+            str(SITE),
+            "--csv",
+            str(CSV),
+        ],
+        _env(),
+        "plain",
+    )
 
 
 def _accuracies(out: dict[str, Any]) -> dict[str, float]:
-    return {k: v["test_accuracy"] for k, v in out["tasks"].items()
-            if "test_accuracy" in v}
+    return {
+        k: v["test_accuracy"] for k, v in out["tasks"].items() if "test_accuracy" in v
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(base, ignore_errors=True)
             sov, pl = runs["sovereign"][-1], runs["plain"][-1]
             load.append({"rep": rep, "order": list(order)})
-            print(f"# rep {rep + 1}/{args.reps} ({order[0]} first): sovereign "
-                  f"{sov['wall_s']:.2f}s (setup {sov['setup_s']:.2f}s), plain "
-                  f"{pl['wall_s']:.2f}s, load {os.getloadavg()[0]:.2f}",
-                  file=sys.stderr)
+            print(
+                f"# rep {rep + 1}/{args.reps} ({order[0]} first): sovereign "
+                f"{sov['wall_s']:.2f}s (setup {sov['setup_s']:.2f}s), plain "
+                f"{pl['wall_s']:.2f}s, load {os.getloadavg()[0]:.2f}",
+                file=sys.stderr,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -165,21 +219,36 @@ def main(argv: list[str] | None = None) -> int:
     def agg(key: str, mode: str) -> dict[str, Any]:
         return summary([r[key] for r in runs[mode]])
 
-    per_mode = {mode: {k: agg(k, mode) for k in
-                       ("wall_s", "process_wall_s", "first_fold_s",
-                        "first_result_s", "process_maxrss_mib")}
-                for mode in runs}
+    per_mode = {
+        mode: {
+            k: agg(k, mode)
+            for k in (
+                "wall_s",
+                "process_wall_s",
+                "first_fold_s",
+                "first_result_s",
+                "process_maxrss_mib",
+            )
+        }
+        for mode in runs
+    }
     per_mode["sovereign"]["setup_s"] = agg("setup_s", "sovereign")
-    ratio = {k: summary([s[k] / p[k] for s, p in
-                         zip(runs["sovereign"], runs["plain"], strict=True)])
-             for k in ("wall_s", "process_wall_s", "first_fold_s")}
+    ratio = {
+        k: summary(
+            [s[k] / p[k] for s, p in zip(runs["sovereign"], runs["plain"], strict=True)]
+        )
+        for k in ("wall_s", "process_wall_s", "first_fold_s")
+    }
     acc = {mode: runs[mode][0]["summary"]["mean_test_accuracy"] for mode in runs}
     doc = {
         "benchmark": "workflow",
-        "config": {"reps": args.reps, "workflow": str(WORKFLOW.relative_to(ROOT)),
-                   "site_config": str(SITE.relative_to(ROOT)),
-                   "tasks": sorted(runs["plain"][0]["tasks"]),
-                   "n_tasks": len(runs["plain"][0]["tasks"])},
+        "config": {
+            "reps": args.reps,
+            "workflow": str(WORKFLOW.relative_to(ROOT)),
+            "site_config": str(SITE.relative_to(ROOT)),
+            "tasks": sorted(runs["plain"][0]["tasks"]),
+            "n_tasks": len(runs["plain"][0]["tasks"]),
+        },
         "machine": machine(),
         "started": t_start,
         "duration_s": time.time() - t_start,
@@ -205,7 +274,7 @@ def render(doc: dict[str, Any]) -> str:
     n = doc["config"]["n_tasks"]
     lines = [
         f"### Sonar workflow, {n} tasks: sovereign vs plain PyTorch + Parsl HTEX, "
-        f"{doc['config']['reps']} interleaved reps, median [min–max] seconds",
+        f"{doc['config']['reps']} interleaved reps, median [min{DASH}max] seconds",
         "",
         "| measure | sovereign | plain | ratio sovereign/plain (pair by pair) |",
         "|---|---|---|---|",
@@ -217,7 +286,7 @@ def render(doc: dict[str, Any]) -> str:
         f"| submit → first fold result | {fmt(s['first_fold_s'], 2)} | "
         f"{fmt(p['first_fold_s'], 2)} | {fmt(r['first_fold_s'], 2)} |",
         f"| state-dir setup through the CLI (not in the job time) | "
-        f"{fmt(s['setup_s'], 2)} | – | – |",
+        f"{fmt(s['setup_s'], 2)} | {DASH} | {DASH} |",
         f"| mean 13-fold test accuracy | {100 * acc['sovereign']:.2f} % | "
         f"{100 * acc['plain']:.2f} % | equal: {doc['accuracy_equal']} |",
     ]

@@ -28,10 +28,17 @@ def _run(script: str, out: Path, *args: str, timeout: float) -> dict:
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.run(
         [sys.executable, str(BENCH / script), *args, "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-        check=False)
-    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n" \
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"{script} exited {proc.returncode}:\n"
         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     assert out.is_file()
     assert "|" in proc.stdout  # printed a Markdown table
     return json.loads(out.read_text())
@@ -49,15 +56,27 @@ def _check_ours(doc: dict) -> None:
         assert doc["operations"][key]["gb_per_s"]["median"] > 0
     assert doc["verified"]["our_roundtrip"] is True
     mem = doc["memory"]
-    for key in ("seal_peak_rss_mib", "small_seal_peak_rss_mib", "python_floor_rss_mib",
-                "rss_growth_mib", "bounded"):
+    for key in (
+        "seal_peak_rss_mib",
+        "small_seal_peak_rss_mib",
+        "python_floor_rss_mib",
+        "rss_growth_mib",
+        "bounded",
+    ):
         assert key in mem
     assert mem["bounded"] is True
 
 
 def test_envelope_quick(tmp_path: Path) -> None:
-    doc = _run("bench_envelope.py", tmp_path / "envelope.json",
-               "--size-mib", "8", "--reps", "1", timeout=60)
+    doc = _run(
+        "bench_envelope.py",
+        tmp_path / "envelope.json",
+        "--size-mib",
+        "8",
+        "--reps",
+        "1",
+        timeout=60,
+    )
     _check_ours(doc)
     if shutil.which("age") and shutil.which("age-keygen"):
         assert doc["age_available"] is True
@@ -72,8 +91,17 @@ def test_envelope_quick(tmp_path: Path) -> None:
 
 
 def test_envelope_quick_without_age(tmp_path: Path) -> None:
-    doc = _run("bench_envelope.py", tmp_path / "envelope.json", "--size-mib", "8",
-               "--reps", "1", "--age", str(tmp_path / "no-such-age"), timeout=60)
+    doc = _run(
+        "bench_envelope.py",
+        tmp_path / "envelope.json",
+        "--size-mib",
+        "8",
+        "--reps",
+        "1",
+        "--age",
+        str(tmp_path / "no-such-age"),
+        timeout=60,
+    )
     _check_ours(doc)
     assert doc["age_available"] is False
     assert doc["operations"]["age_encrypt"] == {"available": False}
@@ -82,8 +110,9 @@ def test_envelope_quick_without_age(tmp_path: Path) -> None:
 
 
 def test_workflow_quick(tmp_path: Path) -> None:
-    doc = _run("bench_workflow.py", tmp_path / "workflow.json", "--reps", "1",
-               timeout=80)
+    doc = _run(
+        "bench_workflow.py", tmp_path / "workflow.json", "--reps", "1", timeout=80
+    )
     assert doc["benchmark"] == "workflow"
     assert doc["config"]["n_tasks"] == 14
     for mode in ("sovereign", "plain"):
