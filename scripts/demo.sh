@@ -35,6 +35,10 @@ step "Sealed model"
 sovereign model list
 model_id=$(sovereign model list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 
-step "AUS officer verifies the custody log and traces the model"
-sovereign custody verify
+step "AUS and GBR custodians witness (cosign) the latest checkpoint"
+sovereign custody witness --nation AUS
+sovereign custody witness --nation GBR
+
+step "AUS officer verifies the custody log from its trusted checkpoint and traces the model"
+sovereign custody verify --as AUS --require-cosigners AUS,GBR
 sovereign custody trace "$model_id"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -14,11 +15,19 @@ from orchestrator.cli._common import (
     StateOpt,
     console,
     emit_json,
+    err_console,
     handle_errors,
     state_of,
 )
+from orchestrator.labels import parse_nation, parse_nations
 from orchestrator.ledger import CustodyLog
-from orchestrator.officer import trace_model, verify_custody
+from orchestrator.ledger.witness import WitnessError
+from orchestrator.officer import (
+    publish_checkpoint,
+    trace_model,
+    verify_custody,
+    witness,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Officers: the custody log.")
 
@@ -69,24 +78,91 @@ def log_(
     console.print(table)
 
 
+@app.command("checkpoint")
+@handle_errors
+def checkpoint(state_dir: StateOpt = None) -> None:
+    """Publish a signed checkpoint (C2SP tlog-checkpoint) over every durable entry."""
+    sys.stdout.write(publish_checkpoint(state_of(state_dir)).decode())
+
+
+@app.command("witness")
+@handle_errors
+def witness_cmd(
+    nation: Annotated[str, typer.Option(help="the witnessing nation's custodian")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Cosign the latest checkpoint as NATION's witness (C2SP tlog-witness)."""
+    try:
+        note = witness(state_of(state_dir), parse_nation(nation, field="--nation"))
+    except WitnessError as exc:
+        _evidence(exc)
+        raise
+    sys.stdout.write(note.decode())
+
+
+def _evidence(exc: WitnessError) -> None:
+    err_console.print("evidence: previously trusted checkpoint:", highlight=False)
+    err_console.print(
+        exc.previous_note.decode(errors="replace"), highlight=False, markup=False
+    )
+    err_console.print("evidence: presented checkpoint:", highlight=False)
+    err_console.print(
+        exc.presented_note.decode(errors="replace"), highlight=False, markup=False
+    )
+
+
 @app.command("verify")
 @handle_errors
-def verify(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
-    """Verify every signature and hash link; name the first bad entry."""
-    report = verify_custody(state_of(state_dir))
+def verify(
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+    as_nation: Annotated[
+        str | None,
+        typer.Option("--as", help="officer whose trusted checkpoint to use and update"),
+    ] = None,
+    require_cosigners: Annotated[
+        str,
+        typer.Option(
+            help="nations whose witness cosignatures are required, e.g. AUS,GBR"
+        ),
+    ] = "",
+) -> None:
+    """Verify the log from the officer's trusted checkpoint, then trust the new one."""
+    required = (
+        tuple(sorted(parse_nations(require_cosigners))) if require_cosigners else ()
+    )
+    try:
+        result = verify_custody(
+            state_of(state_dir),
+            require_cosigners=required,
+            officer=parse_nation(as_nation, field="--as") if as_nation else None,
+        )
+    except WitnessError as exc:
+        _evidence(exc)
+        raise
+    report = result.report
     if json_out:
         emit_json(
             {
                 "verified": True,
                 "size": report.size,
                 "head": report.head_hash,
+                "checkpoint_size": result.checkpoint_size,
+                "previous_trusted_size": result.previous_size,
+                "cosigners": list(result.cosigners),
                 "kinds": dict(report.kinds),
             }
         )
         return
+    since = (
+        "first use"
+        if result.previous_size is None
+        else f"consistent with trusted size {result.previous_size}"
+    )
     console.print(
         f"[bold green]custody log verified[/]: {report.size} entries, "
-        f"head {report.head_hash[:16]}...; "
+        f"checkpoint size {result.checkpoint_size} ({since}), cosigned by "
+        f"{', '.join(result.cosigners) or 'nobody'}; "
         + ", ".join(f"{k} {n}" for k, n in sorted(report.kinds.items()))
     )
 

@@ -57,6 +57,11 @@ _SCHEMA = (
     *(f"CREATE INDEX IF NOT EXISTS entries_{key} ON entries("
       f"json_extract(CAST(leaf AS TEXT), '$.event.body.{key}'))"
       for key in ("job_id", "model_id", "dataset_id")),
+    # Signed checkpoints (C2SP signed notes), one per published tree size.
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        size INTEGER PRIMARY KEY,
+        note BLOB NOT NULL,
+        published TEXT NOT NULL)""",
 )
 _BODY_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PAGE = 512
@@ -338,3 +343,38 @@ class CustodyLog:
         return [e for e in found
                 if (kind is None or e.event.kind == kind)
                 and all(e.event.body.get(k) == v for k, v in body_matches.items())]
+
+    # -- checkpoints (signed tree heads) -----------------------------------------
+
+    def leaf_hashes(self, start: int = 0, stop: int | None = None) -> list[bytes]:
+        """Return the 32-byte RFC 9162 leaf hashes of entries ``start <= seq < stop``,
+        recomputed from the stored leaves (never trusted from the hash column)."""
+        return [bytes.fromhex(leaf_hash(row.leaf)) for row in self.rows(start, stop)]
+
+    def put_checkpoint(self, size: int, note: bytes, published: str) -> None:
+        """Durably store (or replace, e.g. with more cosignatures) the signed note
+        of the checkpoint at tree ``size``.
+
+        Raises
+        ------
+        LedgerError
+            If it cannot be recorded.
+        """
+        self.ensure_schema()
+        try:
+            with self._connection() as conn:
+                conn.execute("INSERT INTO checkpoints (size, note, published) "
+                             "VALUES (?, ?, ?) ON CONFLICT(size) DO UPDATE SET "
+                             "note = excluded.note", (size, note, published))
+        except sqlite3.Error as exc:
+            raise self._fail("durably record a checkpoint", exc) from exc
+
+    def latest_checkpoint(self) -> bytes | None:
+        """Return the signed note of the largest stored checkpoint, if any."""
+        rows = self._query("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return bytes(rows[0][0]) if rows else None
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        """Return the signed note of the checkpoint at tree ``size``, if stored."""
+        rows = self._query("SELECT note FROM checkpoints WHERE size = ?", (size,))
+        return bytes(rows[0][0]) if rows else None

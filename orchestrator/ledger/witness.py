@@ -163,7 +163,7 @@ class Witness:
         presented = verify_note(note, [log_verifier], required=[log_verifier.name],
                                 origin=origin)
         if state is not None:
-            _check_extends(state, presented, note, consistency_proof)
+            check_extends(state, presented, note, consistency_proof)
         elif consistency_proof:
             raise ConsistencyError(
                 "no previous checkpoint, yet a consistency proof was given",
@@ -174,10 +174,19 @@ class Witness:
         return new_state, line
 
 
-def _check_extends(
+def check_extends(
     state: WitnessState, presented: Checkpoint, note: bytes,
     proof: Sequence[bytes],
 ) -> None:
+    """Check that ``presented`` extends ``state`` (RFC 9162 §2.1.4.2).
+
+    Shared by witnesses and by officers checking against their trusted checkpoint.
+
+    Raises
+    ------
+    RollbackError, SplitViewError, ConsistencyError
+        Carrying both checkpoints and both notes as evidence.
+    """
     def refuse(kind: type[WitnessError], message: str) -> WitnessError:
         return kind(message, previous=state.checkpoint, presented=presented,
                     previous_note=state.note, presented_note=note)

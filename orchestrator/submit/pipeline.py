@@ -27,6 +27,8 @@ from orchestrator.embedded import custodian_connector
 from orchestrator.errors import DispatchError, SovereignError
 from orchestrator.labels import Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.ledger.tlog import CheckpointPublisher
+from orchestrator.officer import open_tlog
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.release import JobRequest
 from orchestrator.state import StateDir
@@ -177,18 +179,20 @@ def submit(
     sink.stage(f"dispatching {len(task_names)} enclave tasks to site {site.name}")
     sink.tasks_planned(task_names)
     try:
-        outputs = _dispatch(
-            state,
-            workflow,
-            site.name,
-            SiteConfig.model_validate(site.config),
-            job_id,
-            dataset,
-            task_names,
-            sink,
-            result,
-            clock0,
-        )  # (4)
+        # Checkpoints every 64 entries or 5 s while the job runs, and at its end.
+        with CheckpointPublisher(open_tlog(state), every_events=64, every_s=5.0):
+            outputs = _dispatch(
+                state,
+                workflow,
+                site.name,
+                SiteConfig.model_validate(site.config),
+                job_id,
+                dataset,
+                task_names,
+                sink,
+                result,
+                clock0,
+            )  # (4)
         for name in task_names:  # (5)
             out = outputs[name]
             result.tasks[name] = out["metrics"]
@@ -219,6 +223,7 @@ def submit(
         ),
         signer,
     )
+    open_tlog(state).publish(rfc3339(system_clock()))  # covers job.completed
     result.elapsed_s = time.monotonic() - clock0
     return result
 
