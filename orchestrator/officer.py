@@ -163,11 +163,12 @@ def verify_custody(
     (0) load the officer's trusted checkpoint (none: trust on first use);
     (1) take the latest published checkpoint and verify the log's signature and
         the cosignatures of every nation in ``require_cosigners``;
-    (2) recompute the Merkle tree over the stored entries: it must hold at least the
+    (2) verify every entry's signature, chain link and stored columns (damage is
+        reported at the first bad index);
+    (3) recompute the Merkle tree over the stored entries: it must hold at least the
         checkpoint's entries and its root must match the checkpoint;
-    (3) check the checkpoint extends the trusted one (rollback, split view and
+    (4) check the checkpoint extends the trusted one (rollback, split view and
         inconsistent pairs are refused with both signed notes as evidence);
-    (4) verify every entry's signature, chain link and stored columns;
     (5) store the checkpoint as the officer's new trusted one.
 
     Raises
@@ -175,9 +176,9 @@ def verify_custody(
     CheckpointError
         No checkpoint, a bad signature, or a required cosignature missing.
     RollbackError, SplitViewError, ConsistencyError
-        Step (3); the trusted state is unchanged.
+        Step (4); the trusted state is unchanged.
     LedgerVerificationError
-        Step (2) or (4), naming the first bad entry.
+        Step (2) or (3), naming the first bad entry.
     """
     trusted_path = (
         state.nation_dir(officer) / "officer-checkpoint.json"
@@ -208,7 +209,8 @@ def verify_custody(
         origin=trusted.origin if trusted else tlog.origin,
     )
     cp = verified.checkpoint
-    tree = tlog.tree()  # (2)
+    report = verify_log(CustodyLog(state.custody_db), trusted_keys(state))  # (2)
+    tree = tlog.tree()  # (3)
     if tree.size < cp.size:
         from orchestrator.errors import LedgerVerificationError
 
@@ -222,14 +224,13 @@ def verify_custody(
             f"stored entries do not hash to the checkpoint root at size {cp.size}",
             source=str(state.custody_db),
         )
-    if trusted is not None:  # (3)
+    if trusted is not None:  # (4)
         proof = (
             tree.consistency_proof(trusted.size, cp.size)
             if 0 < trusted.size < cp.size <= tree.size
             else []
         )
         check_extends(trusted, cp, note, proof)
-    report = verify_log(CustodyLog(state.custody_db), trusted_keys(state))  # (4)
     _save_state(trusted_path, WitnessState(cp.origin, cp.size, cp.root, note))  # (5)
     cosigners = tuple(
         sorted(code for code, v in witnesses.items() if v.name in verified.verified)

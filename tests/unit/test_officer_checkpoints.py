@@ -1,0 +1,156 @@
+"""Officers verifying from a trusted checkpoint: rollback, split view and forks are
+refused with both signed checkpoints as evidence, and the trusted state is unchanged.
+
+Attacks are played by the log operator, who holds the log key and (in the embedded
+default) every actor's key: the strongest adversary a checkpointed log must catch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import World
+
+from orchestrator.crypto import SigningKey
+from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.ledger.checkpoint import Checkpoint, parse_note, sign
+from orchestrator.ledger.note import CheckpointError, NoteSigner
+from orchestrator.ledger.tlog import LOG_KEY_NAME
+from orchestrator.ledger.witness import ConsistencyError, RollbackError, SplitViewError
+from orchestrator.officer import (
+    open_tlog,
+    publish_checkpoint,
+    verify_custody,
+    witness,
+)
+from orchestrator.submit.registration import orchestrator_signer
+
+
+def _append(world: World, n: int, tag: str) -> None:
+    log = CustodyLog(world.state.custody_db)
+    for i in range(n):
+        log.append(CustodyEvent.create("agreement.added", "orchestrator",
+                                       {"agreement_id": f"{tag}-{i}"}),
+                   orchestrator_signer(world.state))
+
+
+def _truncate(world: World, keep: int) -> None:
+    db = sqlite3.connect(world.state.custody_db)
+    db.execute("DELETE FROM entries WHERE seq >= ?", (keep,))
+    db.execute("DELETE FROM checkpoints WHERE size > ?", (keep,))
+    db.commit()
+    db.close()
+
+
+def _trusted(world: World) -> Path:
+    return world.state.nation_dir("AUS") / "officer-checkpoint.json"
+
+
+def _trust_now(world: World) -> tuple[int, bytes]:
+    publish_checkpoint(world.state)
+    result = verify_custody(world.state, officer="AUS")
+    return result.checkpoint_size, _trusted(world).read_bytes()
+
+
+def test_first_use_then_growth_is_consistent(world: World) -> None:
+    size, _ = _trust_now(world)
+    _append(world, 5, "grow")
+    publish_checkpoint(world.state)
+    result = verify_custody(world.state, officer="AUS")
+    assert result.previous_size == size and result.checkpoint_size == size + 5
+
+
+def test_rollback_is_refused_with_evidence(world: World) -> None:
+    _append(world, 4, "a")
+    size, trusted = _trust_now(world)
+    _truncate(world, size - 2)
+    note = publish_checkpoint(world.state)
+    assert parse_note(note).checkpoint.size == size - 2
+    with pytest.raises(RollbackError) as caught:
+        verify_custody(world.state, officer="AUS")
+    assert caught.value.previous is not None and caught.value.previous.size == size
+    assert caught.value.presented_note == note and caught.value.previous_note
+    assert _trusted(world).read_bytes() == trusted
+
+
+def test_split_view_same_size_other_root(world: World) -> None:
+    _append(world, 4, "a")
+    size, trusted = _trust_now(world)
+    _truncate(world, size - 3)
+    _append(world, 3, "forked")  # same size, validly signed, different history
+    note = publish_checkpoint(world.state)
+    with pytest.raises(SplitViewError) as caught:
+        verify_custody(world.state, officer="AUS")
+    assert caught.value.presented.size == size
+    assert caught.value.presented_note == note
+    assert _trusted(world).read_bytes() == trusted
+
+
+def test_inconsistent_history_is_refused(world: World) -> None:
+    _append(world, 4, "a")
+    size, trusted = _trust_now(world)
+    _truncate(world, size - 2)
+    _append(world, 6, "rewritten")  # larger, but not an extension
+    publish_checkpoint(world.state)
+    with pytest.raises(ConsistencyError):
+        verify_custody(world.state, officer="AUS")
+    assert _trusted(world).read_bytes() == trusted
+
+
+def test_checkpoint_signed_with_foreign_key_is_refused(world: World) -> None:
+    _, trusted = _trust_now(world)
+    _append(world, 2, "b")
+    tree = open_tlog(world.state).tree()
+    forged = sign(Checkpoint(open_tlog(world.state).origin, tree.size, tree.root()),
+                  NoteSigner(LOG_KEY_NAME, SigningKey.generate()))
+    CustodyLog(world.state.custody_db).put_checkpoint(tree.size, forged, "now")
+    with pytest.raises(CheckpointError) as caught:
+        verify_custody(world.state, officer="AUS")
+    assert caught.value.reason in {"unknown-key", "bad-signature"}
+    assert _trusted(world).read_bytes() == trusted
+
+
+def test_required_cosigners(world: World) -> None:
+    publish_checkpoint(world.state)
+    witness(world.state, "AUS")
+    with pytest.raises(CheckpointError) as caught:
+        verify_custody(world.state, officer="AUS", require_cosigners=("AUS", "GBR"))
+    assert caught.value.reason == "missing-signer"
+    assert not _trusted(world).exists()
+    witness(world.state, "GBR")
+    result = verify_custody(world.state, officer="AUS", require_cosigners=("AUS", "GBR"))
+    assert result.cosigners == ("AUS", "GBR")
+
+
+def test_witness_refuses_a_rolled_back_log(world: World) -> None:
+    _append(world, 3, "a")
+    publish_checkpoint(world.state)
+    witness(world.state, "GBR")
+    state_file = world.state.nation_dir("GBR") / "witness.json"
+    before = state_file.read_bytes()
+    _truncate(world, 2)
+    publish_checkpoint(world.state)
+    with pytest.raises(RollbackError):
+        witness(world.state, "GBR")
+    assert state_file.read_bytes() == before
+
+
+def test_tampered_entry_below_the_checkpoint_names_its_index(world: World) -> None:
+    _append(world, 6, "a")
+    publish_checkpoint(world.state)
+    db = sqlite3.connect(world.state.custody_db)
+    for name in ("entries_job_id", "entries_model_id", "entries_dataset_id"):
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    leaf = db.execute("SELECT leaf FROM entries WHERE seq = 7").fetchone()[0]
+    db.execute("UPDATE entries SET leaf = ? WHERE seq = 7",
+               (leaf.replace(b"a-1", b"a-9"),))
+    db.commit()
+    db.close()
+    from orchestrator.errors import LedgerVerificationError
+
+    with pytest.raises(LedgerVerificationError) as caught:
+        verify_custody(world.state, officer="AUS")
+    assert caught.value.index == 7
+    assert not _trusted(world).exists()
