@@ -120,7 +120,9 @@ def test_required_cosigners(world: World) -> None:
     assert caught.value.reason == "missing-signer"
     assert not _trusted(world).exists()
     witness(world.state, "GBR")
-    result = verify_custody(world.state, officer="AUS", require_cosigners=("AUS", "GBR"))
+    result = verify_custody(
+        world.state, officer="AUS", require_cosigners=("AUS", "GBR")
+    )
     assert result.cosigners == ("AUS", "GBR")
 
 
