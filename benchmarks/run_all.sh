@@ -15,3 +15,5 @@ echo
 "$PY" benchmarks/bench_envelope.py
 echo
 "$PY" benchmarks/bench_workflow.py
+echo
+"$PY" benchmarks/bench_merkle.py
