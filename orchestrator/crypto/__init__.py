@@ -29,7 +29,14 @@ from orchestrator.crypto.envelope import (
 )
 from orchestrator.crypto.fsutil import atomic_write_bytes
 from orchestrator.crypto.hpke import HpkeSuite, RecipientKey, hpke_open, hpke_seal
-from orchestrator.crypto.keywrap import DEK_SIZE, new_dek, unwrap_dek, wrap_dek
+from orchestrator.crypto.keywrap import (
+    DEK_SIZE,
+    combine_dek_shares,
+    new_dek,
+    split_dek,
+    unwrap_dek,
+    wrap_dek,
+)
 from orchestrator.crypto.signing import (
     SigningKey,
     key_id_of,
@@ -49,6 +56,7 @@ __all__ = [
     "aead_decrypt",
     "aead_encrypt",
     "atomic_write_bytes",
+    "combine_dek_shares",
     "hkdf_sha256",
     "hpke_open",
     "hpke_seal",
@@ -62,6 +70,7 @@ __all__ = [
     "save_private_key",
     "seal_bytes",
     "seal_stream",
+    "split_dek",
     "unwrap_dek",
     "verify_signature",
     "wrap_dek",

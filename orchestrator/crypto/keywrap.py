@@ -21,8 +21,10 @@ __all__ = [
     "KEK_SIZE",
     "aead_decrypt",
     "aead_encrypt",
+    "combine_dek_shares",
     "hkdf_sha256",
     "new_dek",
+    "split_dek",
     "unwrap_dek",
     "wrap_dek",
 ]
@@ -88,3 +90,42 @@ def unwrap_dek(kek: bytes, wrapped: bytes) -> bytes:
     """
     _check_kek(kek)
     return kwp_unwrap(kek, wrapped)
+
+
+def split_dek(dek: bytes, n: int) -> list[bytes]:
+    """Split a DEK into ``n`` shares, all of which are needed to rebuild it.
+
+    n-of-n XOR secret sharing: ``n - 1`` shares are fresh random 32-byte strings and
+    the last is ``dek`` XOR all of them, so any ``n - 1`` shares are uniformly random
+    and reveal nothing about ``dek`` (the trivial case of Shamir, "How to share a
+    secret", CACM 22(11), 1979). Used so that every owner of a jointly owned object
+    must release its share before the object can be opened.
+
+    Raises
+    ------
+    ConfigError
+        If ``dek`` is not 32 bytes or ``n < 1``.
+    """
+    if len(dek) != DEK_SIZE or n < 1:
+        raise ConfigError(f"cannot split a {len(dek)}-byte DEK into {n} shares")
+    shares = [new_dek() for _ in range(n - 1)]
+    last = int.from_bytes(dek, "big")
+    for share in shares:
+        last ^= int.from_bytes(share, "big")
+    return [*shares, last.to_bytes(DEK_SIZE, "big")]
+
+
+def combine_dek_shares(shares: list[bytes]) -> bytes:
+    """Rebuild a DEK from all the shares made by :func:`split_dek` (any order).
+
+    Raises
+    ------
+    ConfigError
+        If there are no shares or one is not 32 bytes.
+    """
+    if not shares or any(len(s) != DEK_SIZE for s in shares):
+        raise ConfigError("DEK shares must be one or more 32-byte strings")
+    value = 0
+    for share in shares:
+        value ^= int.from_bytes(share, "big")
+    return value.to_bytes(DEK_SIZE, "big")

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from orchestrator.canonical import b64e, digest_of, sha256_hex
-from orchestrator.crypto import DEFAULT_SEGMENT_SIZE, new_dek, open_stream, seal_stream
+from orchestrator.crypto import (
+    DEFAULT_SEGMENT_SIZE,
+    new_dek,
+    open_stream,
+    seal_stream,
+    split_dek,
+)
 from orchestrator.crypto.fsutil import fsync_dir
 from orchestrator.errors import ConfigError, IntegrityError
 from orchestrator.labels import Classification, Label, parse_nations
@@ -70,7 +76,7 @@ def seal_dataset(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     progress: ProgressFn | None = None,
 ) -> SealedObjectRecord:
-    """Validate a CSV, seal it under a fresh DEK, wrap the DEK for every owner.
+    """Validate a CSV, seal it under a fresh DEK, give every owner a wrapped share.
 
     The CSV is parsed first (bad cells or rows fail before anything is written);
     the sealed file is written to a temp file and renamed into place; the registry
@@ -134,14 +140,18 @@ def seal_dataset(
             progress=progress,
         ),
     )
+    # A jointly owned dataset's DEK is split n-of-n: each owner wraps only its
+    # share, so no job can open the data until every owner has released its share.
+    shares = split_dek(dek, len(owners_set))
     wrapped: dict[str, dict[str, Any]] = {}
-    for owner in sorted(owners_set):
+    for owner, share in zip(sorted(owners_set), shares, strict=True):
         keystore = NationKeys(state.nation_dir(owner), owner).keystore()
-        version, blob = keystore.wrap(dek)
+        version, blob = keystore.wrap(share)
         wrapped[owner] = {
             "kek_id": keystore.kek_id,
             "kek_version": version,
             "wrapped_dek": b64e(blob),
+            "share": f"{len(wrapped) + 1}/{len(shares)}",
         }
     record = SealedObjectRecord(
         id=dataset_id,

@@ -28,6 +28,7 @@ from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import (
     HpkeSuite,
     RecipientKey,
+    combine_dek_shares,
     hpke_open,
     hpke_seal,
     new_dek,
@@ -115,7 +116,10 @@ class Enclave:
         )
 
     def open_input(self, sealed: SealedInput) -> Table:
-        """Steps (3)-(4): obtain the DEK from every owner and decode the table.
+        """Steps (3)-(4): obtain every owner's DEK share and decode the table.
+
+        A dataset of ``n`` owners has its DEK split n-of-n (``split_dek``): the
+        enclave can decrypt only after every owner has released its share.
 
         Raises
         ------
@@ -141,12 +145,10 @@ class Enclave:
                 hpke_open(self._key, b64d(grant.sealed_dek), request.hpke_info())
             )
             self.grants.append(grant.grant_id)
-        if any(d != deks[0] for d in deks):
-            raise IntegrityError(
-                "owners released different data keys", source=sealed.dataset_id
-            )
         header, plaintext = open_bytes(
-            sealed.ciphertext, deks[0], expected_object_id=sealed.dataset_id
+            sealed.ciphertext,
+            combine_dek_shares(deks),
+            expected_object_id=sealed.dataset_id,
         )
         if header.label != sealed.label or header.manifest_digest != digest_of(
             sealed.manifest

@@ -7,6 +7,7 @@ custody log, file KEKs); only the clock is injected.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -280,3 +281,49 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
     assert wrapped.owner == "AUS" and len(b64d(wrapped.wrapped_dek)) == 40
     with pytest.raises(PolicyDenied):
         gbr.wrap_key(wrap_request(gbr))  # GBR owns nothing here
+
+
+def test_every_owner_must_permit(world: World) -> None:
+    """A dataset owned by AUS and GBR at a US site: AUS has an agreement with the
+    USA, GBR does not (yet), so GBR denies and the enclave gets no key."""
+    from conftest import SONAR
+
+    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.site.enclave import Enclave, SealedInput
+
+    joint = seal_dataset(world.state, SONAR, name="joint", owners=["AUS", "GBR"],
+                         classification="SECRET", releasable_to=["AUS", "GBR", "USA"])
+    Registry(world.state.registry_db).add_job(JobRecord(
+        id="job-j", workflow="sonar", site=world.site,
+        request={"dataset_ids": [joint.id], "priority_area": "undersea-autonomy",
+                 "gpu_hours": 1.0},
+        measurement=MEASUREMENT, state="submitted", summary={},
+        created="2026-11-21T00:00:00Z", finished=None))
+    request = JobRequest("job-j", joint.id, world.site, "undersea-autonomy", 1.0,
+                         MEASUREMENT)
+    assert LocalCustodian(world.state, "AUS").decide(request)["outcome"] == "permit"
+    with pytest.raises(PolicyDenied) as denied:
+        LocalCustodian(world.state, "GBR").decide(request)
+    assert any("agreement" in r for r in denied.value.reasons)
+
+    site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
+    enclave = Enclave(job_id="job-j", task="fold-0", site=world.site,
+                      attester=SoftwareAttester(world.site, site_key),
+                      connect=lambda nation: LocalCustodian(world.state, nation))
+    enclave.measurement = MEASUREMENT
+    sealed = SealedInput(dataset_id=joint.id, label=joint.label,
+                         manifest=joint.manifest,
+                         ciphertext=Path(joint.object_path).read_bytes())
+    with pytest.raises(PolicyDenied):
+        enclave.open_input(sealed)
+    released = CustodyLog(world.state.custody_db).find("key.released", job_id="job-j")
+    denied_events = CustodyLog(world.state.custody_db).find("key.denied",
+                                                             job_id="job-j")
+    assert [e.event.body["owner"] for e in released] == ["AUS"]
+    assert [e.event.body["owner"] for e in denied_events] == ["GBR"]
+
+    from orchestrator.submit.registration import add_agreement
+
+    add_agreement(world.state, ROOT / "agreements" / "gbr-usa.toml")
+    table = enclave.open_input(sealed)  # both owners now release the same DEK
+    assert table.n_rows == 208 and len(enclave.grants) == 3
