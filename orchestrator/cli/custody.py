@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,8 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
+from orchestrator.crypto import atomic_write_bytes
+from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation, parse_nations
 from orchestrator.ledger import CustodyLog
 from orchestrator.ledger.witness import WitnessError
@@ -199,3 +202,84 @@ def trace(model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False) 
                 f"{json.dumps(ev['body'].get('label', {}), sort_keys=True)}"
             )
     console.print(tree)
+
+
+@app.command("prove")
+@handle_errors
+def prove_cmd(
+    model_id: str,
+    out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Write MODEL_ID's offline custody bundle (events, proofs, keys, provenance)."""
+    from orchestrator.bundle import prove
+
+    bundle = prove(state_of(state_dir), model_id)
+    text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
+    atomic_write_bytes(out, text.encode("utf-8"), mode=0o644)
+    console.print(
+        f"custody bundle of {model_id} written to {out}: "
+        f"{len(bundle['entries'])} entries proven against one checkpoint",
+        highlight=False,
+    )
+
+
+@app.command("verify-bundle")
+@handle_errors
+def verify_bundle_cmd(
+    file: Path,
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="pinned log verifier key (vkey text)"),
+    ] = None,
+    require_cosigners: Annotated[
+        str, typer.Option(help="nations whose cosignatures are required, e.g. AUS,GBR")
+    ] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Verify a custody bundle offline (needs no state directory)."""
+    from orchestrator.bundle import BundleError, verify_bundle
+
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read bundle: {exc.strerror}", source=str(file)
+        ) from None
+    try:
+        bundle = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BundleError("json", f"{file} is not a JSON document (truncated?): "
+                          f"{exc}") from None
+    required = sorted(parse_nations(require_cosigners, field="--require-cosigners"))
+    report = verify_bundle(
+        bundle, trusted_log_vkey=log_key, required_cosigners=required
+    )
+    if json_out:
+        emit_json(report.to_json())
+        return
+    console.print(
+        f"[bold green]custody bundle verified[/]: model {report.model_id} "
+        f"({report.sealed_digest}) from job {report.job_id} at site:{report.site}; "
+        f"{report.entries} entries included in checkpoint size "
+        f"{report.checkpoint_size}, cosigned by "
+        f"{', '.join(report.cosigners) or 'nobody'}; provenance signed by the site",
+        highlight=False,
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    nation: Annotated[str, typer.Option(help="the nation whose holdings to report")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Write NATION's self-contained HTML sovereignty report (printable)."""
+    from orchestrator.report import render_report
+
+    page = render_report(state_of(state_dir), nation)
+    atomic_write_bytes(out, page.encode("utf-8"), mode=0o644)
+    console.print(f"report written to {out}", highlight=False)

@@ -11,6 +11,7 @@ never retries them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from orchestrator.canonical import b64d
 from orchestrator.crypto import load_private_key
 from orchestrator.embedded import custodian_connector
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.ledger import CustodyEvent, CustodyLog, utc_now
+from orchestrator.provenance import build_statement, dsse_sign
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.site.enclave import Enclave, SealedInput
 from orchestrator.state import StateDir
@@ -40,7 +42,9 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
     dict
         ``task``, ``attempt_id``, ``pid``, ``metrics``, ``grants`` and, when the task
         produced a model, ``model`` (``object_id``, ``label``, ``manifest``,
-        ``ciphertext`` bytes, ``wrapped_keys``).
+        ``ciphertext`` bytes, ``wrapped_keys``, ``provenance``: the site-signed
+        DSSE envelope of its in-toto/SLSA provenance, see
+        :mod:`orchestrator.provenance`).
     """
     try:
         import torch
@@ -69,6 +73,8 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
     }
     log.append(CustodyEvent.create("task.started", actor, started), site_key)
     dataset = spec["dataset"]
+    dataset_ciphertext = Path(dataset["path"]).read_bytes()
+    started_on = utc_now()
     try:
         metrics, model = enclave.run(
             workflow_source=spec["workflow_source"].encode(),
@@ -78,7 +84,7 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
                 dataset_id=dataset["id"],
                 label=dataset["label"],
                 manifest=dataset["manifest"],
-                ciphertext=Path(dataset["path"]).read_bytes(),
+                ciphertext=dataset_ciphertext,
             ),
             owners_hpke={n: b64d(k) for n, k in spec["owners_hpke"].items()},
             model_object_id=spec["model_object_id"],
@@ -107,12 +113,27 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         "grants": enclave.grants,
     }
     if model is not None:
+        statement = build_statement(
+            model_id=model.object_id,
+            model_digest=hashlib.sha256(model.ciphertext).hexdigest(),
+            workflow=spec["workflow_name"],
+            task=spec["task"],
+            priority_area=str(spec.get("priority_area", "")),
+            site=site,
+            datasets=[(dataset["id"], hashlib.sha256(dataset_ciphertext).hexdigest())],
+            code_measurement=enclave.measurement,
+            job_id=spec["job_id"],
+            attempt_id=enclave.attempt_id,
+            started_on=started_on,
+            finished_on=utc_now(),
+        )
         result["model"] = {
             "object_id": model.object_id,
             "label": model.label,
             "manifest": model.manifest,
             "ciphertext": model.ciphertext,
             "wrapped_keys": model.wrapped_keys,
+            "provenance": dsse_sign(statement, site_key),
         }
         completed["model_object_id"] = model.object_id
     log.append(CustodyEvent.create("task.completed", actor, completed), site_key)

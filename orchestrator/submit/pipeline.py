@@ -29,6 +29,7 @@ from orchestrator.labels import Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
 from orchestrator.ledger.tlog import CheckpointPublisher
 from orchestrator.officer import open_tlog
+from orchestrator.provenance import statement_digest
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.release import JobRequest
 from orchestrator.state import StateDir
@@ -262,6 +263,7 @@ def _dispatch(
                 "task": name,
                 "site": site,
                 "workflow_name": workflow.manifest.workflow.name,
+                "priority_area": workflow.manifest.workflow.priority_area,
                 "workflow_source": workflow.source.decode("utf-8"),
                 "params": dict(workflow.manifest.training),
                 "dataset": {
@@ -326,6 +328,11 @@ def _store_model(
             }
         ],
     }
+    provenance = model.get("provenance")
+    event_extra: dict[str, Any] = {}
+    if provenance is not None:
+        # The full envelope stays in the registry; the signed event commits to it.
+        event_extra["provenance_digest"] = statement_digest(provenance)
     record = SealedObjectRecord(
         id=object_id,
         name=object_id,
@@ -337,7 +344,7 @@ def _store_model(
         created=rfc3339(system_clock()),
         job_id=job_id,
         metrics=out["metrics"],
-        lineage=lineage,
+        lineage={**lineage, "provenance": provenance} if provenance else lineage,
     )
     registry.add_model(record)
     log.append(
@@ -352,6 +359,7 @@ def _store_model(
                 "wrapped_for": sorted(model["wrapped_keys"]),
                 "lineage": lineage,
                 "ciphertext_bytes": len(model["ciphertext"]),
+                **event_extra,
             },
         ),
         signer,

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SONAR, Sovereign, make_world
+from testkit import ROOT, SONAR, Sovereign, make_world
 
 from orchestrator.ledger import CustodyLog
 from orchestrator.registry import Registry

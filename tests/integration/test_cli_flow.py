@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SONAR, Sovereign
+from testkit import ROOT, SONAR, Sovereign
 
 from orchestrator.canonical import b64d
 from orchestrator.nation.identity import NationKeys

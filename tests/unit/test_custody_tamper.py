@@ -13,9 +13,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import World, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import World, make_world
 
 from orchestrator.crypto import SigningKey
 from orchestrator.errors import IntegrityError, LedgerVerificationError, SovereignError

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import World
+from testkit import World
 
 from orchestrator.crypto import SigningKey
 from orchestrator.ledger import CustodyEvent, CustodyLog

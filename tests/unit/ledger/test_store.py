@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.errors import LedgerError, NotFound
 from orchestrator.ledger import ZERO_HASH, CustodyEvent, CustodyLog, verify_log
+from orchestrator.ledger.backends import SQLiteBackend
 
 from .helpers import World, make_event, make_world
 
@@ -140,14 +141,14 @@ def test_signer_failure_records_nothing(log: CustodyLog, world: World) -> None:
     assert log.size() == 1
 
 
-def _ro_open(log: CustodyLog) -> sqlite3.Connection:
+def _ro_open(log: SQLiteBackend) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{log.path}?mode=ro", uri=True, isolation_level=None)
 
 
 def test_read_only_database_fails_closed(log: CustodyLog, world: World,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     append(log, world, make_event(0))
-    monkeypatch.setattr(CustodyLog, "_open", _ro_open)
+    monkeypatch.setattr(SQLiteBackend, "_open", _ro_open)
     with pytest.raises(LedgerError, match="could not durably record"):
         append(log, world, make_event(1))
     with pytest.raises(LedgerError):  # a fresh process's first append, too
@@ -190,15 +191,15 @@ def test_unwritable_location_fails_closed(tmp_path: Path, world: World) -> None:
 def test_disk_full_fails_closed(log: CustodyLog, world: World,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     append(log, world, make_event(0))
-    real_open = CustodyLog._open
+    real_open = SQLiteBackend._open
 
-    def full_open(self: CustodyLog) -> sqlite3.Connection:
+    def full_open(self: SQLiteBackend) -> sqlite3.Connection:
         conn = real_open(self)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         return conn
 
-    monkeypatch.setattr(CustodyLog, "_open", full_open)
+    monkeypatch.setattr(SQLiteBackend, "_open", full_open)
     big = CustodyEvent.create("task.started", "site:local", {"blob": "x" * 200_000})
     with pytest.raises(LedgerError, match="full"):
         append(log, world, big)

@@ -7,12 +7,12 @@ custody log, file KEKs); only the clock is injected.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, World
+from testkit import ROOT, World
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
@@ -140,7 +140,7 @@ def test_notification_above_threshold_is_logged(world: World) -> None:
 def test_site_not_cleared_is_denied(tmp_path: object) -> None:
     from pathlib import Path
 
-    from conftest import make_world
+    from testkit import make_world
 
     low = make_world(Path(str(tmp_path)), accreditation="OFFICIAL")
     aus = LocalCustodian(low.state, "AUS")
@@ -156,7 +156,7 @@ def test_site_not_cleared_is_denied(tmp_path: object) -> None:
 def test_expired_agreement_is_denied(tmp_path: object) -> None:
     from pathlib import Path
 
-    from conftest import make_world
+    from testkit import make_world
 
     root = Path(str(tmp_path))
     expired = root / "expired.toml"
@@ -286,7 +286,7 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
 def test_every_owner_must_permit(world: World) -> None:
     """A dataset owned by AUS and GBR at a US site: AUS has an agreement with the
     USA, GBR does not (yet), so GBR denies and the enclave gets no key."""
-    from conftest import SONAR
+    from testkit import SONAR
 
     from orchestrator.nation.steward import seal_dataset
     from orchestrator.site.enclave import Enclave, SealedInput
