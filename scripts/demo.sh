@@ -42,3 +42,13 @@ sovereign custody witness --nation GBR
 step "AUS officer verifies the custody log from its trusted checkpoint and traces the model"
 sovereign custody verify --as AUS --require-cosigners AUS,GBR
 sovereign custody trace "$model_id"
+
+step "AUS officer proves the model offline: bundle with inclusion proofs, cosigned checkpoint, provenance"
+sovereign custody prove "$model_id" --out "$SOVEREIGN_STATE_DIR/bundle.json"
+log_vkey=$(sovereign custody log-key)   # officers pin the log key out of band
+echo "verifying in an empty directory with no state: log key pinned to $log_vkey"
+(cd "$(mktemp -d)" && SOVEREIGN_STATE_DIR=/nonexistent sovereign custody verify-bundle \
+    "$SOVEREIGN_STATE_DIR/bundle.json" --require-cosigners AUS,GBR --log-key "$log_vkey")
+
+step "AUS officer's report"
+sovereign custody report --nation AUS --out "$SOVEREIGN_STATE_DIR/report-AUS.html"

@@ -26,6 +26,7 @@ from orchestrator.labels import parse_nation, parse_nations
 from orchestrator.ledger import CustodyLog
 from orchestrator.ledger.witness import WitnessError
 from orchestrator.officer import (
+    open_tlog,
     publish_checkpoint,
     trace_model,
     verify_custody,
@@ -86,6 +87,13 @@ def log_(
 def checkpoint(state_dir: StateOpt = None) -> None:
     """Publish a signed checkpoint (C2SP tlog-checkpoint) over every durable entry."""
     sys.stdout.write(publish_checkpoint(state_of(state_dir)).decode())
+
+
+@app.command("log-key")
+@handle_errors
+def log_key_cmd(state_dir: StateOpt = None) -> None:
+    """Print the log's checkpoint verifier key (vkey), for officers to pin."""
+    sys.stdout.write(open_tlog(state_of(state_dir)).verifier().vkey() + "\n")
 
 
 @app.command("witness")
@@ -249,8 +257,9 @@ def verify_bundle_cmd(
     try:
         bundle = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BundleError("json", f"{file} is not a JSON document (truncated?): "
-                          f"{exc}") from None
+        raise BundleError(
+            "json", f"{file} is not a JSON document (truncated?): {exc}"
+        ) from None
     required = sorted(parse_nations(require_cosigners, field="--require-cosigners"))
     report = verify_bundle(
         bundle, trusted_log_vkey=log_key, required_cosigners=required
