@@ -17,3 +17,4 @@ echo
 "$PY" benchmarks/bench_workflow.py
 echo
 "$PY" benchmarks/bench_merkle.py
+"$PY" benchmarks/bench_ledger.py

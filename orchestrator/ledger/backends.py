@@ -9,7 +9,8 @@ durably on a clean exit and rolls back otherwise, plus a handful of reads.
 Targets accepted by :func:`open_backend`:
 
 * a :class:`~pathlib.Path` or a plain path string: SQLite (:class:`SQLiteBackend`);
-* ``sqlite:///abs/path.db`` (``sqlite:relative.db`` also works): SQLite;
+* ``sqlite:///abs/path.db`` (also ``sqlite:////abs/path.db`` and
+  ``sqlite:relative.db``): SQLite;
 * ``postgresql://user:pass@host:port/dbname`` (or ``postgres://``): PostgreSQL
   (:class:`~orchestrator.ledger.postgres.PostgresBackend`).
 
@@ -54,6 +55,8 @@ LeafRow = tuple[int, bytes]
 
 #: Largest number of bound parameters put in one ``IN (...)`` list.
 _IN_CHUNK = 500
+#: Pinned SQLite connections inherited from a parent process: kept, never closed.
+_INHERITED_PINS: list[sqlite3.Connection] = []
 
 
 class WriteTxn(Protocol):
@@ -141,6 +144,8 @@ def open_backend(target: Path | str, timeout: float) -> Backend:
     scheme = scheme.lower()
     if scheme == "sqlite":
         path = rest[2:] if rest.startswith("//") else rest
+        if path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling)
+            path = "/" + path.lstrip("/")
         if not path:
             raise ValueError(f"database URL {text!r} names no file")
         return SQLiteBackend(Path(unquote(path)), timeout)
@@ -225,6 +230,26 @@ class SQLiteBackend:
         self.path = path
         self.timeout = timeout
         self.source = str(path)
+        self._pin: tuple[int, sqlite3.Connection] | None = None
+
+    def _keep_open(self) -> None:
+        """Hold one idle connection open for this object's life in this process.
+
+        The last connection to close checkpoints and removes the WAL ([1]_), an
+        extra fsync per short-lived append connection; an idle pin (no transaction,
+        so no lock) avoids it; automatic checkpoints still run. A pin inherited
+        across ``fork()`` is never used nor closed ([4]_).
+        """
+        if self._pin is not None:
+            if self._pin[0] == os.getpid():
+                return
+            _INHERITED_PINS.append(self._pin[1])
+            self._pin = None
+        with contextlib.suppress(sqlite3.Error):
+            conn = sqlite3.connect(str(self.path), isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # attach
+            self._pin = (os.getpid(), conn)
 
     def _open(self) -> sqlite3.Connection:
         """Open a new autocommit connection with the durability pragmas set."""
@@ -273,6 +298,7 @@ class SQLiteBackend:
         except (sqlite3.Error, OSError) as exc:
             raise fail(self.source, "durably record (schema setup failed)",
                        exc) from exc
+        self._keep_open()
 
     @contextlib.contextmanager
     def transaction(self, what: str) -> Iterator[WriteTxn]:
@@ -285,6 +311,7 @@ class SQLiteBackend:
             read-only file, corrupt file). Errors raised by the body propagate
             unchanged after the rollback.
         """
+        self._keep_open()
         try:
             with self._connection() as conn:
                 conn.execute("BEGIN IMMEDIATE")

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from orchestrator.ledger.backends import InsertRow, LeafRow, WriteTxn, fail
 
@@ -126,10 +127,13 @@ class PostgresBackend:
         self._local = threading.local()
 
     def _connect(self) -> psycopg.Connection[Any]:
+        """Connect with ``synchronous_commit=on`` and ``lock_timeout`` appended to
+        any ``options`` the URL carries (e.g. a ``search_path``)."""
         ms = max(int(self.timeout * 1000), 1)
+        given = conninfo_to_dict(self.url).get("options") or ""
         return psycopg.connect(
             self.url, autocommit=True, connect_timeout=max(int(self.timeout), 1),
-            options=f"-c synchronous_commit=on -c lock_timeout={ms}")
+            options=f"{given} -c synchronous_commit=on -c lock_timeout={ms}".strip())
 
     @contextlib.contextmanager
     def _connection(self, action: str) -> Iterator[psycopg.Connection[Any]]:

@@ -1,38 +1,49 @@
-"""The custody log: an append-only, hash-linked, signed event log in SQLite.
+"""The custody log: an append-only, hash-linked, signed event log.
 
-Several processes append at once (the driver and Parsl workers). Each call opens its
-own short-lived connection, so no connection is ever shared between threads or
-carried across ``fork()`` (which SQLite forbids, see "How To Corrupt An SQLite
-Database File", section 2.6). Appends run inside ``BEGIN IMMEDIATE`` so the
-read-last-entry / insert-next-entry pair is serialised across processes, and return
-only after ``COMMIT`` under ``journal_mode=WAL`` with ``synchronous=FULL``, i.e. after
-the write-ahead log has been synced to disk.
+Several processes append at once (the driver, Parsl workers, custodians). The log
+lives in SQLite (one file, the default) or PostgreSQL, chosen by the target given
+to :class:`CustodyLog` (see :func:`~orchestrator.ledger.backends.open_backend`).
+This module holds everything that is the same on every backend: building entry
+``seq + 1`` chained to the head, signing it, idempotency on ``event_id`` and batch
+appends; the backend only provides a serialised, durable write transaction and a
+few reads (:class:`~orchestrator.ledger.backends.Backend`).
 
-Every SQLite failure (read-only file or directory, disk full, lock not obtained
-within the busy timeout, corrupt file) is raised as
+Durability: SQLite commits under ``journal_mode=WAL`` with ``synchronous=FULL``
+(the WAL is synced on every commit, [1]_ [2]_) inside ``BEGIN IMMEDIATE`` ([3]_);
+PostgreSQL commits with ``synchronous_commit=on`` (``COMMIT`` returns after the WAL
+record is flushed, [4]_). :meth:`CustodyLog.append_many` and
+:class:`~orchestrator.ledger.group_commit.GroupCommitter` share one such commit,
+i.e. one fsync, among many entries.
+
+Every database failure (read-only file, disk full, lock not obtained within the
+timeout, corrupt file, server unreachable) is raised as
 :class:`~orchestrator.errors.LedgerError`, so callers fail closed.
 
 References
 ----------
 .. [1] SQLite, "Write-Ahead Logging", https://sqlite.org/wal.html
-.. [2] SQLite, "PRAGMA synchronous" (FULL in WAL mode syncs the WAL on every
-   commit), https://sqlite.org/pragma.html#pragma_synchronous
+.. [2] SQLite, "PRAGMA synchronous", https://sqlite.org/pragma.html#pragma_synchronous
 .. [3] SQLite, "BEGIN IMMEDIATE", https://sqlite.org/lang_transaction.html
-.. [4] SQLite, "How To Corrupt An SQLite Database File", section 2.6 (carrying an
-   open database connection across a fork), https://sqlite.org/howtocorrupt.html
+.. [4] PostgreSQL 15 documentation, "synchronous_commit",
+   https://www.postgresql.org/docs/15/runtime-config-wal.html#GUC-SYNCHRONOUS-COMMIT
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from orchestrator.errors import LedgerError, LedgerVerificationError, NotFound
+from orchestrator.ledger.backends import (
+    Backend,
+    InsertRow,
+    LeafRow,
+    WriteTxn,
+    open_backend,
+)
 from orchestrator.ledger.events import (
     ZERO_HASH,
     CustodyEvent,
@@ -41,30 +52,13 @@ from orchestrator.ledger.events import (
     leaf_hash,
 )
 
-__all__ = ["CustodyLog", "StoredRow"]
+__all__ = ["AppendItem", "CustodyLog", "StoredRow"]
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS entries (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT UNIQUE NOT NULL,
-        kind TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        time TEXT NOT NULL,
-        leaf BLOB NOT NULL,
-        entry_hash TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS entries_kind ON entries(kind)",
-    # Expression indexes matching the ``find`` queries for the common ids.
-    *(f"CREATE INDEX IF NOT EXISTS entries_{key} ON entries("
-      f"json_extract(CAST(leaf AS TEXT), '$.event.body.{key}'))"
-      for key in ("job_id", "model_id", "dataset_id")),
-    # Signed checkpoints (C2SP signed notes), one per published tree size.
-    """CREATE TABLE IF NOT EXISTS checkpoints (
-        size INTEGER PRIMARY KEY,
-        note BLOB NOT NULL,
-        published TEXT NOT NULL)""",
-)
 _BODY_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PAGE = 512
+
+#: One append request: the event and who signs it.
+AppendItem = tuple[CustodyEvent, Signer]
 
 
 class StoredRow(NamedTuple):
@@ -80,96 +74,76 @@ class StoredRow(NamedTuple):
 
 
 class CustodyLog:
-    """Append-only custody log stored in one SQLite file.
+    """Append-only custody log in SQLite or PostgreSQL.
 
     Parameters
     ----------
-    path
-        The SQLite file. Nothing is opened or created until the first call.
+    target
+        Where the log lives: a :class:`~pathlib.Path` or plain path string (an
+        SQLite file), ``sqlite:///abs/path.db``, or
+        ``postgresql://user:pass@host:port/dbname``. Nothing is opened or created
+        until the first call.
     timeout
-        Seconds to wait for another process's write lock (SQLite ``busy_timeout``)
+        Seconds to wait for another process's append lock (SQLite
+        ``busy_timeout``; PostgreSQL ``lock_timeout`` and ``connect_timeout``)
         before giving up with :class:`~orchestrator.errors.LedgerError`.
+
+    Attributes
+    ----------
+    path
+        The SQLite file as a :class:`~pathlib.Path`; for PostgreSQL the URL with
+        its password redacted (a ``str``), used as the ``source`` of errors.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is a URL of an unsupported scheme.
 
     Notes
     -----
-    The object holds only the path, so it can be pickled to Parsl workers and used
-    after ``fork()``. Reads of a log file that does not exist see an empty log.
+    The object pickles as its target and timeout, so it can be sent to Parsl
+    workers and used after ``fork()`` (connections are never carried over). Reads
+    of an SQLite file, or of a PostgreSQL database, without the log see it empty.
     """
 
-    def __init__(self, path: Path | str, *, timeout: float = 30.0) -> None:
-        self.path = Path(path)
+    def __init__(self, target: Path | str, *, timeout: float = 30.0) -> None:
+        self.target: Path | str = target
         self.timeout = float(timeout)
+        self._backend: Backend = open_backend(target, self.timeout)
+        backend_path = getattr(self._backend, "path", None)
+        self.path: Path | str = (backend_path if isinstance(backend_path, Path)
+                                 else self._backend.source)
         self._schema_pid: int | None = None
 
     def __repr__(self) -> str:
-        return f"CustodyLog({str(self.path)!r})"
+        return f"CustodyLog({self._backend.source!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "timeout": self.timeout}
+        return {"target": self.target, "timeout": self.timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path = Path(state["path"])
-        self.timeout = float(state["timeout"])
-        self._schema_pid = None
+        target = state["target"] if "target" in state else state["path"]
+        self.__init__(target, timeout=state["timeout"])  # type: ignore[misc]
 
-    # -- connections -------------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        """Open a new autocommit connection with the durability pragmas set."""
-        conn = sqlite3.connect(str(self.path), timeout=self.timeout,
-                               isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA synchronous = FULL")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn = self._open()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    def _fail(self, action: str, exc: BaseException) -> LedgerError:
-        return LedgerError(f"custody log could not {action}: {exc}",
-                           source=str(self.path))
+    @property
+    def backend(self) -> Backend:
+        """The storage backend (SQLite or PostgreSQL)."""
+        return self._backend
 
     # -- schema ------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create the log file (mode 0600) and its table and indexes if missing.
-
-        Also switches the file to write-ahead logging (persistent in the file).
+        """Create the log (an SQLite file gets mode 0600 and WAL) and its tables
+        and indexes if missing. Done once per process.
 
         Raises
         ------
         LedgerError
-            If the file cannot be created or written.
+            If the file or database cannot be created or written.
         """
         if self._schema_pid == os.getpid():
             return
-        try:
-            if not self.path.exists():
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    dir_fd = os.open(self.path.parent, os.O_RDONLY)
-                    try:
-                        os.fsync(dir_fd)
-                    finally:
-                        os.close(dir_fd)
-            with self._connection() as conn:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                if mode is None or str(mode[0]).lower() != "wal":
-                    raise sqlite3.OperationalError(f"journal_mode is {mode!r}, not wal")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-        except (sqlite3.Error, OSError) as exc:
-            raise self._fail("durably record (schema setup failed)", exc) from exc
+        self._backend.ensure_schema()
         self._schema_pid = os.getpid()
 
     init = ensure_schema
@@ -179,63 +153,109 @@ class CustodyLog:
     def append(self, event: CustodyEvent, signer: Signer) -> SignedEntry:
         """Sign ``event`` as the next entry and durably record it.
 
-        Inside ``BEGIN IMMEDIATE``: read the last entry, build entry ``seq + 1``
-        chained to its hash, sign :meth:`SignedEntry.signed_bytes`, insert, commit.
-        Returns only after the commit is durable.
+        Inside the backend's serialised transaction: read the last entry, build
+        entry ``seq + 1`` chained to its hash, sign
+        :meth:`SignedEntry.signed_bytes`, insert, commit. Returns only after the
+        commit is durable.
 
-        Idempotent: if an entry with ``event.event_id`` already exists holding the same
-        event, that stored entry is returned and nothing is written.
+        Idempotent: if an entry with ``event.event_id`` already exists holding the
+        same event, that stored entry is returned and nothing is written.
 
         Raises
         ------
         LedgerError
-            On any SQLite failure, or if ``event.event_id`` is already recorded with
-            different content. Nothing is recorded in either case.
+            On any database failure, or if ``event.event_id`` is already recorded
+            with different content. Nothing is recorded in either case.
+        Exception
+            Whatever ``signer.sign`` raises (nothing is recorded).
         """
-        self.ensure_schema()
-        try:
-            with self._connection() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    entry = self._append_locked(conn, event, signer)
-                    if conn.in_transaction:
-                        conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise self._fail(
-                f"durably record {event.kind} event {event.event_id}", exc) from exc
-        return entry
+        return self.append_many([(event, signer)])[0]
 
-    def _append_locked(self, conn: sqlite3.Connection, event: CustodyEvent,
-                       signer: Signer) -> SignedEntry:
-        row = conn.execute("SELECT seq, leaf FROM entries WHERE event_id = ?",
-                           (event.event_id,)).fetchone()
-        if row is not None:
-            existing = self._parse(row[1], row[0])
-            conn.execute("ROLLBACK")
-            if existing.event.to_json() == event.to_json():
-                return existing
-            raise LedgerError(
-                f"custody log already holds event {event.event_id} with different "
-                f"content (entry {row[0]})", source=str(self.path))
-        last = conn.execute(
-            "SELECT seq, leaf FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-        if last is None:
-            seq, prev = 0, ZERO_HASH
-        else:
-            seq, prev = int(last[0]) + 1, leaf_hash(bytes(last[1]))
-        entry = SignedEntry.create(seq, prev, event, signer)
-        leaf = entry.leaf_bytes()
-        conn.execute(
-            "INSERT INTO entries (seq, event_id, kind, actor, time, leaf, entry_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seq, event.event_id, event.kind, event.actor, event.time, leaf,
-             leaf_hash(leaf)))
-        return entry
+    def append_many(self, items: Sequence[AppendItem]) -> list[SignedEntry]:
+        """Append several events in one transaction (one durable commit, one fsync).
+
+        All or nothing: entries are returned, in the order of ``items``, only after
+        the commit; any failure records none of them. Items whose ``event_id`` is
+        already stored (or repeated in ``items``) with the same content return the
+        stored entry, as :meth:`append` does.
+
+        Raises
+        ------
+        LedgerError
+            On any database failure or an ``event_id`` conflict.
+        Exception
+            The first error raised by a signer.
+        """
+        if not items:
+            return []
+        outcomes = self.commit_batch(items, all_or_nothing=True)
+        return [o for o in outcomes if isinstance(o, SignedEntry)]
+
+    def commit_batch(self, items: Sequence[AppendItem], *,
+                     all_or_nothing: bool = False
+                     ) -> list[SignedEntry | Exception]:
+        """Append ``items`` in one durable transaction; one outcome per item.
+
+        Items that fail on their own (an ``event_id`` conflict, a signer error)
+        get their exception as outcome and take no seq; the others are committed
+        together, unless ``all_or_nothing`` is set, in which case the first such
+        error is raised and nothing is recorded. Used by :meth:`append_many` and
+        :class:`~orchestrator.ledger.group_commit.GroupCommitter`.
+
+        Raises
+        ------
+        LedgerError
+            If the transaction fails (nothing is recorded).
+        """
+        if not items:
+            return []
+        self.ensure_schema()
+        what = (f"{items[0][0].kind} event {items[0][0].event_id}" if len(items) == 1
+                else f"a batch of {len(items)} events")
+        with self._backend.transaction(what) as txn:
+            rows, outcomes = self._build(txn, items)
+            if all_or_nothing:
+                for outcome in outcomes:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+            txn.insert(rows)
+        return outcomes
+
+    def _build(self, txn: WriteTxn, items: Sequence[AppendItem]
+               ) -> tuple[list[InsertRow], list[SignedEntry | Exception]]:
+        """Number, chain and sign ``items`` after the head, under the lock."""
+        stored = txn.existing([event.event_id for event, _ in items])
+        head = txn.head()
+        seq, prev = (0, ZERO_HASH) if head is None else (head[0] + 1,
+                                                         leaf_hash(head[1]))
+        known: dict[str, SignedEntry] = {}
+        rows: list[InsertRow] = []
+        outcomes: list[SignedEntry | Exception] = []
+        for event, signer in items:
+            earlier = known.get(event.event_id)
+            if earlier is None and event.event_id in stored:
+                earlier = self._parse(stored[event.event_id][1],
+                                      stored[event.event_id][0])
+                known[event.event_id] = earlier
+            if earlier is not None:
+                outcomes.append(earlier if earlier.event.to_json() == event.to_json()
+                                else LedgerError(
+                    f"custody log already holds event {event.event_id} with "
+                    f"different content (entry {earlier.seq})", source=str(self.path)))
+                continue
+            try:
+                entry = SignedEntry.create(seq, prev, event, signer)
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            leaf = entry.leaf_bytes()
+            prev = leaf_hash(leaf)
+            rows.append((seq, event.event_id, event.kind, event.actor, event.time,
+                         leaf, prev))
+            known[event.event_id] = entry
+            outcomes.append(entry)
+            seq += 1
+        return rows, outcomes
 
     # -- reading -----------------------------------------------------------------
 
@@ -247,30 +267,22 @@ class CustodyLog:
                 f"stored leaf of row seq {seq} does not parse: {exc}", index=seq,
                 source=str(self.path)) from exc
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        if not self.path.exists():
-            return []
-        try:
-            with self._connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            if "no such table" in str(exc):
-                return []
-            raise self._fail("be read", exc) from exc
-
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[StoredRow]:
         """Yield the raw stored rows with ``start <= seq < stop``, in seq order.
 
         Read in pages of short transactions, so no read lock is held between pages.
+
+        Raises
+        ------
+        LedgerError
+            If the log cannot be read.
         """
         after = start - 1
         while True:
             limit = _PAGE if stop is None else min(_PAGE, max(stop - after - 1, 0))
             if limit == 0:
                 return
-            page = self._query(
-                "SELECT seq, event_id, kind, actor, time, leaf, entry_hash FROM entries"
-                " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+            page = self._backend.rows_after(after, limit)
             for r in page:
                 if stop is not None and r[0] >= stop:
                     return
@@ -292,8 +304,7 @@ class CustodyLog:
 
     def size(self) -> int:
         """Return the number of entries."""
-        rows = self._query("SELECT COUNT(*) FROM entries")
-        return int(rows[0][0]) if rows else 0
+        return self._backend.count()
 
     def get(self, seq: int) -> SignedEntry:
         """Return entry ``seq``.
@@ -303,15 +314,15 @@ class CustodyLog:
         NotFound
             If there is no such entry.
         """
-        rows = self._query("SELECT leaf FROM entries WHERE seq = ?", (seq,))
-        if not rows:
+        leaf = self._backend.leaf_at(seq)
+        if leaf is None:
             raise NotFound(f"custody log has no entry {seq}", source=str(self.path))
-        return self._parse(rows[0][0], seq)
+        return self._parse(leaf, seq)
 
     def last_hash(self) -> str:
         """Return the hash of the last entry, or :data:`ZERO_HASH` if empty."""
-        rows = self._query("SELECT leaf FROM entries ORDER BY seq DESC LIMIT 1")
-        return leaf_hash(bytes(rows[0][0])) if rows else ZERO_HASH
+        leaf = self._backend.last_leaf()
+        return leaf_hash(leaf) if leaf is not None else ZERO_HASH
 
     def find(self, kind: str | None = None, **body_matches: str) -> list[SignedEntry]:
         """Return entries of ``kind`` (any if ``None``) whose body has every
@@ -326,19 +337,10 @@ class CustodyLog:
         ValueError
             If a body key is not an identifier.
         """
-        clauses, params = ["1 = 1"], []
-        if kind is not None:
-            clauses.append("kind = ?")
-            params.append(kind)
-        for key, value in body_matches.items():
+        for key in body_matches:
             if not _BODY_KEY_RE.match(key):
                 raise ValueError(f"find: body key {key!r} is not an identifier")
-            clauses.append(
-                f"json_extract(CAST(leaf AS TEXT), '$.event.body.{key}') = ?")
-            params.append(value)
-        rows = self._query(
-            f"SELECT seq, leaf FROM entries WHERE {' AND '.join(clauses)} ORDER BY seq",
-            tuple(params))
+        rows: list[LeafRow] = self._backend.find(kind, body_matches)
         found = [self._parse(leaf, seq) for seq, leaf in rows]
         return [e for e in found
                 if (kind is None or e.event.kind == kind)
@@ -361,20 +363,12 @@ class CustodyLog:
             If it cannot be recorded.
         """
         self.ensure_schema()
-        try:
-            with self._connection() as conn:
-                conn.execute("INSERT INTO checkpoints (size, note, published) "
-                             "VALUES (?, ?, ?) ON CONFLICT(size) DO UPDATE SET "
-                             "note = excluded.note", (size, note, published))
-        except sqlite3.Error as exc:
-            raise self._fail("durably record a checkpoint", exc) from exc
+        self._backend.put_checkpoint(size, note, published)
 
     def latest_checkpoint(self) -> bytes | None:
         """Return the signed note of the largest stored checkpoint, if any."""
-        rows = self._query("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
-        return bytes(rows[0][0]) if rows else None
+        return self._backend.checkpoint(None)
 
     def checkpoint_at(self, size: int) -> bytes | None:
         """Return the signed note of the checkpoint at tree ``size``, if stored."""
-        rows = self._query("SELECT note FROM checkpoints WHERE size = ?", (size,))
-        return bytes(rows[0][0]) if rows else None
+        return self._backend.checkpoint(size)
