@@ -18,3 +18,5 @@ echo
 echo
 "$PY" benchmarks/bench_merkle.py
 "$PY" benchmarks/bench_ledger.py
+"$PY" benchmarks/bench_release.py
+"$PY" benchmarks/bench_parallel_seal.py

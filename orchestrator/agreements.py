@@ -15,10 +15,19 @@ File format (TOML 1.0, read with :mod:`tomllib`)::
     valid_until = 2028-12-31            # inclusive, after valid_from
     notification_threshold_gpu_hours = 500.0
     oversight_body = "AUKUS Joint Steering Group"
+    tee_required = false                # optional; true: refuse software evidence
+    hpke_suite = "x25519"               # optional; or "mlkem768-x25519"
 
     [[agreement.priority_area]]
     name = "undersea-autonomy"          # lower-case slug, unique
     tier = "pre-approved"               # or "case-by-case"
+
+``tee_required`` (default ``false``) makes every custodian party to the agreement
+refuse key release on software evidence (``tee_mode: none``); ``hpke_suite``
+(default ``"x25519"``) names the HPKE (RFC 9180) suite the enclave key must use:
+``"x25519"`` (DHKEM(X25519, HKDF-SHA256)) or ``"mlkem768-x25519"`` (the ML-KEM-768
++ X25519 hybrid). Both keys are left out of :meth:`Agreement.to_json` when they
+hold their defaults, so documents and digests of older agreements are unchanged.
 
 Every malformed file raises :class:`~orchestrator.errors.ConfigError` naming the
 file and the field path (``agreement.priority_area[1].tier``).
@@ -26,13 +35,16 @@ file and the field path (``agreement.priority_area[1].tier``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -47,8 +59,14 @@ from orchestrator.canonical import digest_of
 from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
 
-__all__ = ["AccessTier", "Agreement", "PriorityArea", "load_agreement",
-           "parse_agreement"]
+__all__ = ["HPKE_SUITES", "AccessTier", "Agreement", "PriorityArea",
+           "agreement_state_lock", "load_agreement", "parse_agreement"]
+
+#: Agreement ``hpke_suite`` names -> :class:`orchestrator.crypto.HpkeSuite` values.
+HPKE_SUITES: dict[str, str] = {
+    "x25519": "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM",
+    "mlkem768-x25519": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM",
+}
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -95,6 +113,10 @@ class Agreement(BaseModel):
         A request above this many GPU-hours must be notified to ``oversight_body``.
     priority_areas
         The areas (TOML key ``priority_area``), names unique.
+    tee_required
+        Refuse release on software evidence (``tee_mode: none``).
+    hpke_suite
+        ``"x25519"`` (default) or ``"mlkem768-x25519"``: the enclave's HPKE suite.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
@@ -110,6 +132,8 @@ class Agreement(BaseModel):
     oversight_body: str = Field(min_length=1, strict=True)
     priority_areas: tuple[PriorityArea, ...] = Field(alias="priority_area",
                                                      min_length=1)
+    tee_required: bool = Field(default=False, strict=True)
+    hpke_suite: Literal["x25519", "mlkem768-x25519"] = "x25519"
 
     @field_validator("parties")
     @classmethod
@@ -170,8 +194,21 @@ class Agreement(BaseModel):
         return None
 
     def to_json(self) -> dict[str, Any]:
-        """Return the storage document (TOML keys, dates as ISO 8601 text)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """Return the storage document (TOML keys, dates as ISO 8601 text).
+
+        ``tee_required`` and ``hpke_suite`` are omitted at their defaults.
+        """
+        doc = self.model_dump(mode="json", by_alias=True)
+        if not self.tee_required:
+            doc.pop("tee_required")
+        if self.hpke_suite == "x25519":
+            doc.pop("hpke_suite")
+        return doc
+
+    @property
+    def hpke_suite_value(self) -> str:
+        """The :class:`orchestrator.crypto.HpkeSuite` value of :attr:`hpke_suite`."""
+        return HPKE_SUITES[self.hpke_suite]
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], *, source: str = "<agreement>"
@@ -259,3 +296,23 @@ def load_agreement(path: Path) -> Agreement:
     except UnicodeDecodeError as exc:
         raise ConfigError("agreement file is not UTF-8 text", source=source) from exc
     return parse_agreement(text, source=source)
+
+
+@contextlib.contextmanager
+def agreement_state_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock that serialises agreement state and key releases.
+
+    An exclusive ``flock(2)`` on ``path`` (created 0600), taken through a fresh
+    open file description, so it excludes other threads of this process as well
+    as other processes on the host. Revoking an agreement (append
+    ``agreement.revoked``) and a custodian's release decision (read the live
+    agreements and revocations, evaluate, append ``key.released``) both run
+    inside it; hence in custody-log order no ``key.released`` relying on an
+    agreement can follow that agreement's ``agreement.revoked``.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the description releases the lock

@@ -18,7 +18,7 @@ implement the same interface. The flow for one task attempt (``design.md``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, Protocol
 
 from orchestrator.canonical import canonical_bytes, digest_of
@@ -28,13 +28,23 @@ RELEASE_INFO_PREFIX = b"sovereign-orchestrator/release/v1 "
 WRAP_INFO_PREFIX = b"sovereign-orchestrator/wrap/v1 "
 #: Software evidence: a site-signed statement, no hardware root of trust.
 SOFTWARE_EVIDENCE_FORMAT = "software-site-signed/v1"
+#: TEE evidence: the site-signed statement plus CPU (and GPU) TEE reports whose
+#: user data binds it (see :mod:`orchestrator.nation.tee`).
+TEE_EVIDENCE_FORMAT = "tee-bound-site-signed/v1"
+#: Defaulted fields that may be absent from a JSON document.
+_OPTIONAL_FIELDS = frozenset({"tee_evidence", "grant_id"})
 
 
 def _from_json(cls: Any, data: Any, what: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{what} must be a JSON object")
     names = {f.name for f in fields(cls)}
-    missing = names - set(data)
+    optional = {
+        f.name
+        for f in fields(cls)
+        if f.name in _OPTIONAL_FIELDS and f.default is not MISSING
+    }
+    missing = names - set(data) - optional
     extra = set(data) - names
     if missing or extra:
         raise ConfigError(
@@ -50,7 +60,11 @@ class Evidence:
 
     All binary values are base64 text. ``tee_mode`` is ``"none"`` for software
     evidence: it proves which registered site vouched for the attempt, not that a
-    hardware TEE protects its memory.
+    hardware TEE protects its memory. TEE evidence (``TEE_EVIDENCE_FORMAT``) also
+    carries ``tee_evidence``: ``evidence_kind`` (``"hardware"`` or
+    ``"synthetic-test"``), ``cpu`` (``type`` ``tdx``/``snp``, base64 ``report``,
+    ``endorsement``) and optionally ``gpu`` (``eat`` token, ``endorsement``); it
+    is omitted from the JSON (and so from every digest) when ``None``.
     """
 
     format: str
@@ -66,10 +80,11 @@ class Evidence:
     expires_at: str
     signer: str
     signature: str = ""
+    tee_evidence: dict[str, Any] | None = None
 
     def claims(self) -> dict[str, Any]:
         """Every field except the signature (what the site signs)."""
-        data = asdict(self)
+        data = self.to_json()
         data.pop("signature")
         return data
 
@@ -82,8 +97,11 @@ class Evidence:
         return replace(self, signature=signature)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able dict of every field."""
-        return asdict(self)
+        """JSON-able dict of every field (``tee_evidence`` only when set)."""
+        data = asdict(self)
+        if data["tee_evidence"] is None:
+            data.pop("tee_evidence")
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Evidence:
@@ -106,6 +124,11 @@ class JobRequest:
         """JSON-able dict."""
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: Any) -> JobRequest:
+        """Strictly parse; raises :class:`ConfigError` on missing or extra fields."""
+        return _from_json(cls, data, "job request")  # type: ignore[no-any-return]
+
 
 @dataclass(frozen=True)
 class ReleaseRequest:
@@ -124,6 +147,13 @@ class ReleaseRequest:
         data["evidence"] = self.evidence.to_json()
         return data
 
+    @classmethod
+    def from_json(cls, data: Any) -> ReleaseRequest:
+        """Strictly parse (evidence included); raises :class:`ConfigError`."""
+        request = _from_json(cls, data, "release request")
+        evidence = Evidence.from_json(request.evidence)
+        return replace(request, evidence=evidence)  # type: ignore[no-any-return]
+
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical request (evidence signature included)."""
         return digest_of(self.to_json())
@@ -138,7 +168,10 @@ class Grant:
     """A released DEK, sealed with HPKE to the enclave key named in the evidence.
 
     ``sealed_dek`` is base64 of the HPKE ciphertext (``enc || ct``; 80 bytes for a
-    32-byte DEK with the X25519 suite). ``expires_at`` bounds its use (RFC 3339).
+    32-byte DEK with the X25519 suite). ``expires_at`` bounds its use (RFC 3339):
+    the grant is bound to (``job_id``, ``attempt_id``, ``request_digest``), and
+    its ``grant_id`` must be presented, before it expires, in each
+    :class:`WrapRequest` of that attempt to the same custodian.
     """
 
     grant_id: str
@@ -152,10 +185,18 @@ class Grant:
     tee_mode: str
     expires_at: str
     log_index: int
+    job_id: str = ""
+    attempt_id: str = ""
+    evidence_kind: str = "software"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Grant:
+        """Strictly parse; raises :class:`ConfigError` on missing or extra fields."""
+        return _from_json(cls, data, "grant")  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -163,7 +204,8 @@ class WrapRequest:
     """An enclave's request that an owner wrap a fresh output DEK under its KEK.
 
     ``sealed_dek`` is the DEK HPKE-sealed to the owner custodian's public key with
-    ``info`` = :meth:`hpke_info` (which covers every other field).
+    ``info`` = :meth:`hpke_info` (which covers every other field). ``grant_id``
+    names the :class:`Grant` this attempt received from the same custodian.
     """
 
     job_id: str
@@ -174,6 +216,7 @@ class WrapRequest:
     input_dataset_ids: tuple[str, ...]
     evidence: Evidence
     sealed_dek: str = ""
+    grant_id: str = ""
 
     def binding(self) -> dict[str, Any]:
         """Every field except ``sealed_dek``."""
@@ -186,6 +229,25 @@ class WrapRequest:
     def hpke_info(self) -> bytes:
         """HPKE ``info`` binding the sealed DEK to this request."""
         return WRAP_INFO_PREFIX + digest_of(self.binding()).encode("ascii")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict: :meth:`binding` plus ``sealed_dek``."""
+        return {**self.binding(), "sealed_dek": self.sealed_dek}
+
+    @classmethod
+    def from_json(cls, data: Any) -> WrapRequest:
+        """Strictly parse (evidence included); raises :class:`ConfigError`."""
+        request = _from_json(cls, data, "wrap request")
+        ids = request.input_dataset_ids
+        if not isinstance(ids, list | tuple) or not all(
+            isinstance(i, str) for i in ids
+        ):
+            raise ConfigError("wrap request: input_dataset_ids must be a list of ids")
+        return replace(  # type: ignore[no-any-return]
+            request,
+            input_dataset_ids=tuple(ids),
+            evidence=Evidence.from_json(request.evidence),
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +262,11 @@ class WrappedKey:
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> WrappedKey:
+        """Strictly parse; raises :class:`ConfigError` on missing or extra fields."""
+        return _from_json(cls, data, "wrapped key")  # type: ignore[no-any-return]
 
 
 class Custodian(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import catalogue, custody, nation, run
+from orchestrator.cli import catalogue, custodian, custody, keys, nation, run
 
 app = typer.Typer(
     name="sovereign",
@@ -24,6 +24,8 @@ app.add_typer(catalogue.dataset_app, name="dataset")
 app.add_typer(catalogue.agreement_app, name="agreement")
 app.add_typer(catalogue.model_app, name="model")
 app.add_typer(custody.app, name="custody")
+app.add_typer(custodian.app, name="custodian")
+app.add_typer(keys.app, name="key")
 app.command("submit")(run.submit_command)
 
 

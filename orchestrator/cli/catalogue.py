@@ -94,7 +94,8 @@ def site_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
             s.name,
             s.operator_nation,
             s.accreditation,
-            f"{s.config['provider']['type']}/{s.config['executor']['type']}",
+            f"{(s.config.get('provider') or {}).get('type', '-')}/"
+            f"{s.config['executor']['type']}",
             s.signing_key_id,
         )
     console.print(table)
@@ -112,6 +113,26 @@ def site_show(name: str, state_dir: StateOpt = None, json_out: JsonOpt = False) 
     for key, value in as_json(site).items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@site_app.command("check")
+@handle_errors
+def site_check(
+    path: Annotated[Path, typer.Argument(help="site config TOML")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate a site config and print the batch script it would submit (no submit)."""
+    from orchestrator.submit.sitecheck import check_site
+    from orchestrator.submit.siteconfig import load_site_config
+
+    check = check_site(load_site_config(path))
+    if json_out:
+        emit_json(vars(check))
+        return
+    lines = [f"# {path}: valid; {check.summary}"]
+    lines += [f"# would run: {command}" for command in check.commands]
+    console.print("\n".join([*lines, check.script]), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 # -- dataset -----------------------------------------------------------------------

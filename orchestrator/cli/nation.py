@@ -15,8 +15,9 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
+from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
-from orchestrator.nation.identity import init_nation
+from orchestrator.nation.identity import init_nation, pkcs11_config
 from orchestrator.registry import Registry, as_json
 
 app = typer.Typer(no_args_is_help=True, help="Nations: KEKs, custodians, officers.")
@@ -27,10 +28,37 @@ app = typer.Typer(no_args_is_help=True, help="Nations: KEKs, custodians, officer
 def init(
     code: Annotated[str, typer.Argument(help="ISO 3166-1 alpha-3 code")],
     state_dir: StateOpt = None,
+    keystore: Annotated[
+        str, typer.Option("--keystore", help="KEK backend: file or pkcs11.")
+    ] = "file",
+    pkcs11_module: Annotated[
+        str | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so).")
+    ] = None,
+    token_label: Annotated[
+        str | None, typer.Option("--token-label", help="PKCS#11 token label.")
+    ] = None,
+    pin_env: Annotated[
+        str | None, typer.Option("--pin-env", help="Variable holding the user PIN.")
+    ] = None,
+    pin_file: Annotated[
+        str | None, typer.Option("--pin-file", help="0600 file holding the PIN.")
+    ] = None,
 ) -> None:
     """Create a nation's KEK, custodian and officer signing keys."""
     state = state_of(state_dir)
-    record = init_nation(state, parse_nation(code, field="CODE"))
+    nation = parse_nation(code, field="CODE")
+    if keystore not in ("file", "pkcs11"):
+        raise ConfigError(f"unknown backend {keystore!r}", field="--keystore")
+    hsm = None
+    if keystore == "pkcs11":
+        hsm = pkcs11_config(
+            nation,
+            module=pkcs11_module,
+            token_label=token_label,
+            pin_env=pin_env,
+            pin_file=pin_file,
+        )
+    record = init_nation(state, nation, pkcs11=hsm)
     console.print(
         f"nation [bold]{record.code}[/] initialised: KEK {record.kek_id}, "
         f"custodian key {record.custodian_key_id}, "

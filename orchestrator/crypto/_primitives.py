@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import (
@@ -31,6 +32,11 @@ __all__ = [
     "Ed25519Private",
     "GcmCipher",
     "HpkeKeyPair",
+    "ecdsa_generate",
+    "ecdsa_private_from_scalar",
+    "ecdsa_public_xy",
+    "ecdsa_sign_rs",
+    "ecdsa_verify_rs",
     "ed25519_from_pem",
     "ed25519_generate",
     "ed25519_public_raw",
@@ -343,3 +349,66 @@ def hpke_open_raw(pair: HpkeKeyPair, sealed: bytes, info: bytes) -> bytes:
         return _suite(pair.hybrid).decrypt(sealed, pair.private, info)
     except (InvalidTag, ValueError) as exc:
         raise IntegrityError("HPKE open failed (wrong key, info, or tampered)") from exc
+
+
+# ------------------------------------------- ECDSA P-256 / P-384 (FIPS 186-5), raw
+def _ec_curve(bits: int) -> ec.EllipticCurve:
+    if bits == 256:
+        return ec.SECP256R1()
+    if bits == 384:
+        return ec.SECP384R1()
+    raise ConfigError(f"unsupported ECDSA curve size {bits}")
+
+
+def _ec_hash(bits: int) -> hashes.HashAlgorithm:
+    return hashes.SHA256() if bits == 256 else hashes.SHA384()
+
+
+def ecdsa_private_from_scalar(bits: int, scalar: int) -> ec.EllipticCurvePrivateKey:
+    """Return the P-256 (``bits=256``) or P-384 private key of ``scalar``."""
+    try:
+        return ec.derive_private_key(scalar, _ec_curve(bits))
+    except ValueError as exc:
+        raise ConfigError(f"invalid ECDSA private scalar: {exc}") from exc
+
+
+def ecdsa_generate(bits: int) -> ec.EllipticCurvePrivateKey:
+    """Return a fresh P-256 or P-384 private key."""
+    return ec.generate_private_key(_ec_curve(bits))
+
+
+def ecdsa_public_xy(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Return the raw public point ``X || Y`` (big-endian, 2 x field size)."""
+    numbers = key.public_key().public_numbers()
+    size = (key.curve.key_size + 7) // 8
+    return numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
+
+
+def ecdsa_sign_rs(key: ec.EllipticCurvePrivateKey, data: bytes) -> tuple[int, int]:
+    """Sign ``data`` (SHA-256 for P-256, SHA-384 for P-384); return ``(r, s)``."""
+    der = key.sign(data, ec.ECDSA(_ec_hash(key.curve.key_size)))
+    return asym_utils.decode_dss_signature(der)
+
+
+def ecdsa_verify_rs(bits: int, public_xy: bytes, r: int, s: int, data: bytes) -> None:
+    """Verify ``(r, s)`` over ``data`` with the raw public point ``public_xy``.
+
+    Raises
+    ------
+    IntegrityError
+        If the point is not on the curve, has the wrong size, or the signature
+        does not verify.
+    """
+    size = (bits + 7) // 8
+    if len(public_xy) != 2 * size:
+        raise IntegrityError(f"ECDSA P-{bits} public key must be {2 * size} bytes")
+    try:
+        pub = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(public_xy[:size], "big"),
+            int.from_bytes(public_xy[size:], "big"),
+            _ec_curve(bits),
+        ).public_key()
+        pub.verify(asym_utils.encode_dss_signature(r, s), data,
+                   ec.ECDSA(_ec_hash(bits)))
+    except (InvalidSignature, ValueError) as exc:
+        raise IntegrityError(f"ECDSA P-{bits} signature verification failed") from exc

@@ -51,6 +51,7 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "site.registered",
     "dataset.sealed",
     "agreement.added",
+    "agreement.revoked",
     "request.submitted",
     "policy.decided",
     "key.released",
@@ -64,6 +65,9 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "model.open.denied",
     "job.completed",
     "job.failed",
+    "key.rewrapped", "kek.rotated", "kek.disabled", "kek.enabled", "kek.destroyed",
+    "kek.deletion.scheduled", "kek.deletion.cancelled",
+    "kek.min_decryption_version.set",
 })
 
 #: ``prev_hash`` of entry 0: 64 hex zeros.

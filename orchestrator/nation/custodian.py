@@ -20,12 +20,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.agreements import Agreement
+from orchestrator.agreements import Agreement, agreement_state_lock
 from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import HpkeSuite, hpke_open, hpke_seal
 from orchestrator.errors import AttestationError, NotFound, PolicyDenied
 from orchestrator.labels import Classification, Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.nonces import NonceStore
 from orchestrator.nation.policy import AccessRequest, Decision, SiteFacts, evaluate
@@ -89,9 +90,17 @@ class LocalCustodian:
 
     # -- policy ----------------------------------------------------------------
     def _agreements(self) -> list[Agreement]:
+        """Live agreements: re-read on every call, those revoked in the log left out."""
+        revoked = {
+            e.event.body["agreement_id"] for e in self._log.find("agreement.revoked")
+        }
         return [
-            Agreement.from_json(doc["document"])
-            for doc in self._registry.agreement_documents()
+            agreement
+            for agreement in (
+                Agreement.from_json(doc["document"])
+                for doc in self._registry.agreement_documents()
+            )
+            if agreement.id not in revoked
         ]
 
     def _evaluate(
@@ -158,7 +167,14 @@ class LocalCustodian:
                 f"{self._nation} custodian: {decision.outcome.value}",
                 reasons=decision.denial_reasons(),
             )
-        return decision.to_json()
+        live = next(
+            (a for a in self._agreements() if a.id == decision.agreement_id), None
+        )
+        return {
+            **decision.to_json(),
+            "hpke_suite": live.hpke_suite_value if live else HpkeSuite.X25519.value,
+            "tee_required": bool(live and live.tee_required),
+        }
 
     # -- release ---------------------------------------------------------------
     def challenge(self) -> str:
@@ -205,7 +221,20 @@ class LocalCustodian:
         return result
 
     def release_key(self, request: ReleaseRequest) -> Grant:
-        """Verify, decide, log, then release; see :class:`Custodian`."""
+        """Verify, decide, log, then release; see :class:`Custodian`.
+
+        The whole release runs under :func:`agreement_state_lock`, which
+        :func:`~orchestrator.submit.registration.revoke_agreement` also holds while
+        it appends ``agreement.revoked``. Inside it the live agreements (revocations
+        read from the custody log itself) are re-read, policy is evaluated and
+        ``key.released`` is appended, so a release is either ordered before a
+        revocation in the log or evaluated after it (and then denied): no
+        ``key.released`` relying on an agreement follows its revocation.
+        """
+        with agreement_state_lock(self._state.root / "agreements.lock"):
+            return self._release_key_serialised(request)
+
+    def _release_key_serialised(self, request: ReleaseRequest) -> Grant:
         now = self._clock()
         evidence = request.evidence
         try:
@@ -243,9 +272,36 @@ class LocalCustodian:
                 f"{self._nation} custodian: {decision.outcome.value}",
                 reasons=decision.denial_reasons(),
             )
+        agreement = next(
+            (a for a in self._agreements() if a.id == decision.agreement_id), None
+        )
+        want_suite = agreement.hpke_suite_value if agreement else HpkeSuite.X25519
+        refusals = []
+        if agreement is not None and agreement.tee_required and (
+            result.tee_mode == "none"
+        ):
+            refusals.append(
+                f"tee: agreement {agreement.id} requires a TEE; software evidence "
+                "(tee_mode none) is refused"
+            )
+        if evidence.hpke_suite != want_suite:
+            refusals.append(
+                f"hpke_suite: {agreement.id if agreement else 'domestic use'} "
+                f"requires {want_suite}, the enclave key uses {evidence.hpke_suite}"
+            )
+        if refusals:
+            self._deny(request, refusals)
+            raise PolicyDenied(f"{self._nation} custodian: deny", reasons=refusals)
         wrapped = dataset.wrapped_keys[self._nation]
+        keystore = self._keys.keystore(clock=self._clock, audit=self._record)
+        try:
+            keystore.check_unwrap(wrapped["kek_id"], int(wrapped["kek_version"]))
+        except PolicyDenied as exc:  # KeyUnavailable: disabled, pending, ...
+            self._deny(request, [f"KEK: {exc.message}"])
+            raise
         grant_id = uuid.uuid4().hex
-        expires = rfc3339(now + timedelta(seconds=GRANT_LIFETIME_S))
+        expiry = now + timedelta(seconds=GRANT_LIFETIME_S)
+        expires = rfc3339(expiry)
         suite = HpkeSuite(evidence.hpke_suite)
         seq = self._record(
             "key.released",
@@ -261,13 +317,23 @@ class LocalCustodian:
                 "kek_id": wrapped["kek_id"],
                 "kek_version": wrapped["kek_version"],
                 "tee_mode": result.tee_mode,
+                "evidence_kind": result.evidence_kind,
+                "tee_measurements": result.measurements,
                 "evidence_format": result.evidence_format,
                 "hpke_suite": suite.value,
                 "agreement_id": decision.agreement_id,
                 "expires_at": expires,
             },
         )
-        dek = self._keys.keystore().unwrap(
+        GrantStore(self._state.nation_dir(self._nation) / "grants.db").issue(
+            grant_id,
+            job_id=job.id,
+            attempt_id=request.attempt_id,
+            dataset_id=dataset.id,
+            request_digest=request.digest(),
+            expires=expiry,
+        )
+        dek = keystore.unwrap(
             wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"])
         )
         sealed = hpke_seal(suite, result.enclave_public_key, dek, request.hpke_info())
@@ -283,12 +349,15 @@ class LocalCustodian:
             tee_mode=result.tee_mode,
             expires_at=expires,
             log_index=seq,
+            job_id=job.id,
+            attempt_id=request.attempt_id,
+            evidence_kind=result.evidence_kind,
         )
 
     def wrap_key(self, request: WrapRequest) -> WrappedKey:
         """Wrap an enclave's fresh output DEK under this nation's KEK.
 
-        The attempt must already hold a ``key.released`` grant from this custodian
+        The attempt must present its ``key.released`` grant id from this custodian
         (so only an attested attempt of a permitted job can create objects owned by
         this nation) and the output label must name this nation as an owner.
 
@@ -297,7 +366,10 @@ class LocalCustodian:
         AttestationError
             If the evidence does not verify for this job, attempt and site.
         PolicyDenied
-            If this nation is not an owner of the output or the attempt has no grant.
+            If this nation is not an owner of the output, or ``grant_id`` is not
+            this attempt's live grant from this custodian (missing, foreign,
+            expired, or already used for this object: see
+            :class:`~orchestrator.nation.grants.GrantStore`).
         IntegrityError
             If the sealed DEK does not open for this request.
         """
@@ -312,23 +384,26 @@ class LocalCustodian:
             site.signing_public,
         )
         owners = Label.from_json(request.label, derived=True).owners
-        released = self._log.find(
-            "key.released", attempt_id=request.attempt_id, owner=self._nation
-        )
-        reasons = []
         if self._nation not in owners:
-            reasons.append(f"{self._nation} is not an owner of the output label")
-        if not released:
-            reasons.append("attempt holds no key release from this custodian")
-        if reasons:
-            raise PolicyDenied("wrap refused", reasons=reasons)
+            raise PolicyDenied(
+                "wrap refused",
+                reasons=[f"{self._nation} is not an owner of the output label"],
+            )
+        GrantStore(self._state.nation_dir(self._nation) / "grants.db").use(
+            request.grant_id,
+            job_id=job.id,
+            attempt_id=request.attempt_id,
+            object_id=request.object_id,
+            now=self._clock(),
+        )
         dek = hpke_open(
             self._keys.hpke_key(), b64d(request.sealed_dek), request.hpke_info()
         )
-        version, wrapped = self._keys.keystore().wrap(dek)
+        keystore = self._keys.keystore(clock=self._clock, audit=self._record)
+        version, wrapped = keystore.wrap(dek)
         return WrappedKey(
             owner=self._nation,
-            kek_id=self._keys.keystore().kek_id,
+            kek_id=keystore.kek_id,
             kek_version=version,
             wrapped_dek=b64e(wrapped),
         )
@@ -355,8 +430,14 @@ class LocalCustodian:
                 f"{self._nation} may not open {record.id}",
                 reasons=[f"owners are {', '.join(sorted(owners))}"],
             )
-        self._record("model.opened", body)
         wrapped = record.wrapped_keys[self._nation]
-        return self._keys.keystore().unwrap(
+        keystore = self._keys.keystore(clock=self._clock, audit=self._record)
+        try:
+            keystore.check_unwrap(wrapped["kek_id"], int(wrapped["kek_version"]))
+        except PolicyDenied as exc:  # KeyUnavailable: disabled, pending, ...
+            self._record("model.open.denied", {**body, "reason": exc.message})
+            raise
+        self._record("model.opened", body)
+        return keystore.unwrap(
             wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"])
         )

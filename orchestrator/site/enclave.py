@@ -9,7 +9,12 @@ An :class:`Enclave` lives for exactly one attempt. It
 (4) opens the grant (HPKE) and the sealed dataset into memory only;
 (5) runs the workflow's ``run_task`` on the decoded table;
 (6) seals any model it returns under a fresh DEK and the derived label, and has
-    every owner's custodian wrap that DEK under its KEK.
+    every owner's custodian wrap that DEK under its KEK, presenting the grant id
+    that custodian released to this attempt (grants are per attempt, 120 s).
+
+The HPKE suite of the enclave key (RFC 9180; ``suite``) must be the one the
+applicable agreement names (``hpke_suite``, returned by each custodian's
+``decide``); custodians refuse a release to a key of another suite.
 
 Nothing in the clear is written to disk: the dataset, DEKs and weights exist as
 Python objects of this process and are overwritten (best effort) on exit. Without
@@ -103,6 +108,7 @@ class Enclave:
         self._suite = suite
         self._key = RecipientKey.generate(suite)  # (1)
         self.grants: list[str] = []
+        self._grant_of: dict[str, str] = {}  # owner -> this attempt's grant id
         self.measurement = ""
 
     def _evidence_for(self, custodian: Custodian) -> Any:
@@ -145,6 +151,7 @@ class Enclave:
                 hpke_open(self._key, b64d(grant.sealed_dek), request.hpke_info())
             )
             self.grants.append(grant.grant_id)
+            self._grant_of[owner] = grant.grant_id
         header, plaintext = open_bytes(
             sealed.ciphertext,
             combine_dek_shares(deks),
@@ -239,6 +246,7 @@ class Enclave:
                 label=label,
                 input_dataset_ids=(sealed.dataset_id,),
                 evidence=self._evidence_for(custodian),
+                grant_id=self._grant_of.get(owner, ""),
             )
             request = WrapRequest(
                 **{

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.canonical import b64d
-from orchestrator.crypto import load_private_key
+from orchestrator.crypto import HpkeSuite, load_private_key
 from orchestrator.embedded import custodian_connector
 from orchestrator.ledger import CustodyEvent, CustodyLog, utc_now
 from orchestrator.provenance import build_statement, dsse_sign
@@ -63,6 +63,7 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         site=site,
         attester=SoftwareAttester(site, site_key),
         connect=custodian_connector(state),
+        suite=HpkeSuite(spec.get("hpke_suite", HpkeSuite.X25519.value)),
     )
     started = {
         "job_id": spec["job_id"],
@@ -70,6 +71,8 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         "attempt_id": enclave.attempt_id,
         "site": site,
         "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),  # batch job holding the block
+        "pbs_job_id": os.environ.get("PBS_JOBID"),
     }
     log.append(CustodyEvent.create("task.started", actor, started), site_key)
     dataset = spec["dataset"]

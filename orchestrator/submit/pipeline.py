@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.canonical import digest_of
-from orchestrator.crypto import atomic_write_bytes
+from orchestrator.crypto import HpkeSuite, atomic_write_bytes
 from orchestrator.embedded import custodian_connector
-from orchestrator.errors import DispatchError, SovereignError
+from orchestrator.errors import ConfigError, DispatchError, SovereignError
 from orchestrator.labels import Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
 from orchestrator.ledger.tlog import CheckpointPublisher
@@ -162,8 +162,9 @@ def submit(
     sink.stage("policy decisions by each owner's custodian")
     connect = custodian_connector(state)
     try:
+        suites = set()
         for owner in sorted(Label.from_json(dataset.label).owners):  # (3)
-            connect(owner).decide(
+            decision = connect(owner).decide(
                 JobRequest(
                     job_id=job_id,
                     dataset_id=dataset.id,
@@ -173,9 +174,16 @@ def submit(
                     code_measurement=workflow.measurement,
                 )
             )
+            suites.add(str(decision.get("hpke_suite", HpkeSuite.X25519.value)))
+        if len(suites) != 1:  # each owner names the HPKE suite of its agreement
+            raise ConfigError(
+                f"owners' agreements require different HPKE suites: {sorted(suites)}",
+                source=job_id,
+            )
     except SovereignError as exc:
         fail(exc)
         raise
+    hpke_suite = suites.pop()
     result = JobResult(job_id=job_id)
     sink.stage(f"dispatching {len(task_names)} enclave tasks to site {site.name}")
     sink.tasks_planned(task_names)
@@ -193,6 +201,7 @@ def submit(
                 sink,
                 result,
                 clock0,
+                hpke_suite,
             )  # (4)
         for name in task_names:  # (5)
             out = outputs[name]
@@ -240,6 +249,7 @@ def _dispatch(
     sink: ProgressSink,
     result: JobResult,
     clock0: float,
+    hpke_suite: str,
 ) -> dict[str, dict[str, Any]]:
     import concurrent.futures
     import time
@@ -275,6 +285,7 @@ def _dispatch(
                 "owners_hpke": owners_hpke,
                 "model_object_id": "model-" + uuid.uuid4().hex[:16],
                 "torch_threads": workflow.manifest.resources.cpus_per_task,
+                "hpke_suite": hpke_suite,
             }
             futures[app(spec)] = name
         outputs: dict[str, dict[str, Any]] = {}

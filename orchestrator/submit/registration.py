@@ -5,10 +5,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from orchestrator.agreements import Agreement, load_agreement
+from orchestrator.agreements import Agreement, agreement_state_lock, load_agreement
 from orchestrator.canonical import b64e
 from orchestrator.crypto import SigningKey, load_private_key, save_private_key
-from orchestrator.errors import AlreadyExists, ConfigError
+from orchestrator.errors import AlreadyExists, ConfigError, NotFound
 from orchestrator.ledger import CustodyEvent, CustodyLog
 from orchestrator.registry import Registry, SiteRecord
 from orchestrator.state import StateDir
@@ -132,3 +132,42 @@ def add_agreement(state: StateDir, path: Path) -> Agreement:
         orchestrator_signer(state),
     )
     return agreement
+
+
+def revoke_agreement(state: StateDir, agreement_id: str, *, reason: str = "") -> None:
+    """Revoke agreement ``agreement_id`` at once; log ``agreement.revoked``.
+
+    The revocation *is* the ``agreement.revoked`` custody-log entry: custodians
+    re-read agreements on every decision and leave out those revoked in the log.
+    The append happens under
+    :func:`~orchestrator.agreements.agreement_state_lock`, which every
+    custodian also holds from reading the agreements to appending
+    ``key.released``, so no release relying on the agreement is ordered after
+    this entry.
+
+    Raises
+    ------
+    NotFound
+        If no agreement ``agreement_id`` is recorded.
+    AlreadyExists
+        If it is already revoked.
+    """
+    registry = Registry(state.registry_db)
+    if not any(doc["id"] == agreement_id for doc in registry.agreement_documents()):
+        raise NotFound(f"agreement {agreement_id!r} is not recorded")
+    log = CustodyLog(state.custody_db)
+    with agreement_state_lock(state.root / "agreements.lock"):
+        if log.find("agreement.revoked", agreement_id=agreement_id):
+            raise AlreadyExists(f"agreement {agreement_id!r} is already revoked")
+        log.append(
+            CustodyEvent.create(
+                "agreement.revoked",
+                ORCHESTRATOR_ACTOR,
+                {
+                    "agreement_id": agreement_id,
+                    "reason": reason,
+                    "revoked_at": rfc3339(system_clock()),
+                },
+            ),
+            orchestrator_signer(state),
+        )

@@ -65,7 +65,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     job = cli(
         "submit", "workflows/sonar_classification.toml", "--site", "local", "--json"
     ).json()
-    return {"cli": cli, "job": job, "started": started, "base": base}
+    return {
+        "cli": cli,
+        "job": job,
+        "started": started,
+        "base": base,
+        "basetemp": tmp_path_factory.getbasetemp(),
+    }
 
 
 def test_thirteen_folds_reach_the_papers_accuracy(world: dict[str, object]) -> None:
@@ -149,10 +155,13 @@ def test_owner_opens_model_and_others_cannot(
     assert denied and denied[-1]["event"]["body"]["nation"] == "GBR"
 
 
-def _all_files(roots: list[Path], since: float) -> list[Path]:
+def _all_files(roots: list[Path], since: float, skip: Path) -> list[Path]:
+    """Files under ``roots`` modified since ``since``, outside ``skip`` (pytest's own
+    temp tree, where other tests keep their plaintext *inputs* on purpose)."""
     found = []
     for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
+        for dirpath, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if Path(dirpath, d) != skip]
             for name in files:
                 path = Path(dirpath) / name
                 try:
@@ -185,11 +194,9 @@ def test_no_plaintext_or_key_on_disk(world: dict[str, object]) -> None:
         base64.b64encode(dek),
     ]
     roots = [cli.state, Path(tempfile.gettempdir()), Path("/dev/shm")]
-    files = [
-        p
-        for p in _all_files(roots, float(str(world["started"])))
-        if base / "sonar_canary.csv" != p
-    ]
+    skip = Path(str(world["basetemp"]))
+    files = _all_files(roots, float(str(world["started"])), skip)
+    assert any(str(p).startswith(str(cli.state)) for p in files)
     assert any("runinfo" in str(p) for p in files), "Parsl run dir not scanned"
     for path in files:
         try:

@@ -33,7 +33,7 @@ def fixed_entry() -> SignedEntry:
 
 
 def test_event_kinds_are_the_documented_set() -> None:
-    assert len(EVENT_KINDS) == 17
+    assert len(EVENT_KINDS) == 26  # 17 + agreement.revoked + 8 KEK lifecycle kinds
     assert {"key.released", "key.denied", "model.open.denied", "job.failed"} <= \
         EVENT_KINDS
 

@@ -253,7 +253,7 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
     ).to_json()
     request = _request(world, aus, key)
 
-    def wrap_request(custodian: LocalCustodian) -> WrapRequest:
+    def wrap_request(custodian: LocalCustodian, grant_id: str = "") -> WrapRequest:
         fresh = _request(world, custodian, key)
         req = WrapRequest(
             job_id="job-1",
@@ -263,6 +263,7 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
             label=label,
             input_dataset_ids=(world.dataset_id,),
             evidence=fresh.evidence,
+            grant_id=grant_id,
         )
         public = b64d(
             Registry(world.state.registry_db).nation(custodian.nation).hpke_public
@@ -276,8 +277,8 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
 
     with pytest.raises(PolicyDenied, match="wrap refused"):
         aus.wrap_key(wrap_request(aus))  # no release yet
-    aus.release_key(request)
-    wrapped = aus.wrap_key(wrap_request(aus))
+    grant = aus.release_key(request)
+    wrapped = aus.wrap_key(wrap_request(aus, grant.grant_id))
     assert wrapped.owner == "AUS" and len(b64d(wrapped.wrapped_dek)) == 40
     with pytest.raises(PolicyDenied):
         gbr.wrap_key(wrap_request(gbr))  # GBR owns nothing here

@@ -1,0 +1,323 @@
+"""Parsl objects (providers, launchers, executors, ``Config``) for a site config.
+
+The one module that builds Parsl providers, launchers and executors. Each allowed
+``type`` maps to exactly one Parsl class through ``isinstance`` on the validated
+section (an explicit allow-list; never ``getattr`` on a module with a user-given
+name, cf. globus-compute's ``endpoint/config/dispatch.py``):
+
+==============  ================================================================
+provider        ``local`` LocalProvider, ``slurm`` SlurmProvider,
+                ``pbspro`` PBSProProvider
+launcher        ``simple`` SimpleLauncher, ``single-node`` SingleNodeLauncher,
+                ``srun`` SrunLauncher, ``mpiexec`` MpiExecLauncher
+executor        ``htex`` HighThroughputExecutor, ``mpi`` MPIExecutor,
+                ``globus-compute`` GlobusComputeExecutor
+==============  ================================================================
+
+``dry_run`` builds the same batch provider with its one shell seam
+(``execute_wait``) recording commands instead of running them; see
+:mod:`orchestrator.submit.sitecheck`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError
+from orchestrator.submit.siteconfig import (
+    EndpointFactory,
+    GlobusComputeSection,
+    HtexSection,
+    LauncherSection,
+    LocalProviderSection,
+    MpiExecLauncherSection,
+    MpiSection,
+    PBSProProviderSection,
+    SimpleLauncherSection,
+    SingleNodeLauncherSection,
+    SiteConfig,
+    SlurmProviderSection,
+    SrunLauncherSection,
+)
+
+#: Canned scheduler answers for the dry run: (return code, stdout, stderr).
+_DRY_ANSWERS = {
+    "sbatch": (0, "Submitted batch job 0", ""),
+    "qsub": (0, "0.dry-run", ""),
+}
+
+
+#: Launchers each provider may use (everything else is refused by name and field).
+ALLOWED_LAUNCHERS: dict[str, tuple[str, ...]] = {
+    "local": ("simple", "single-node"),
+    "slurm": ("simple", "single-node", "srun"),
+    "pbspro": ("simple", "single-node", "mpiexec"),
+}
+
+
+def cross_check(config: SiteConfig) -> tuple[str, str] | None:
+    """Return ``(field, message)`` for the first combination Parsl would refuse.
+
+    Provider/launcher pairs outside :data:`ALLOWED_LAUNCHERS`, ``mpi`` without a
+    ``simple`` launcher (``MPIExecutor`` raises ``TypeError`` otherwise), a
+    ``[provider]`` with or without ``globus-compute``, blocks or GPUs beyond the
+    declared ``[capacity]``. ``None`` when consistent.
+    """
+    prov, ex, cap = config.provider, config.executor, config.capacity
+    if isinstance(ex, GlobusComputeSection):
+        if prov is not None:
+            return "provider", "not allowed with a globus-compute executor"
+        return None
+    if prov is None:
+        return "provider", f"required with executor type {ex.type!r}"
+    launcher = prov.launcher.type if prov.launcher else "single-node"
+    if launcher not in ALLOWED_LAUNCHERS[prov.type]:
+        allowed = ", ".join(ALLOWED_LAUNCHERS[prov.type])
+        return (
+            "provider.launcher.type",
+            f"launcher {launcher!r} is not allowed with provider {prov.type!r}"
+            f" (allowed: {allowed})",
+        )
+    if isinstance(ex, MpiSection) and launcher != "simple":
+        return "provider.launcher.type", "executor type 'mpi' needs launcher 'simple'"
+    if prov.min_blocks > prov.max_blocks or prov.init_blocks > prov.max_blocks:
+        return "provider.max_blocks", "must be >= init_blocks and min_blocks"
+    if cap is not None and isinstance(
+        prov, SlurmProviderSection | PBSProProviderSection
+    ):
+        if prov.nodes_per_block > cap.nodes:
+            return (
+                "provider.nodes_per_block",
+                f"{prov.nodes_per_block} exceeds capacity.nodes {cap.nodes}",
+            )
+        if (prov.gpus_per_node or 0) > cap.gpus_per_node:
+            return (
+                "provider.gpus_per_node",
+                f"{prov.gpus_per_node} exceeds capacity.gpus_per_node "
+                f"{cap.gpus_per_node}",
+            )
+    return None
+
+
+def ensure_parsl_on_path() -> None:
+    """Put this interpreter's ``bin`` first on ``PATH``.
+
+    HTEX starts ``interchange.py`` and ``process_worker_pool.py`` through ``PATH``
+    (and batch jobs inherit the submitter's environment): a driver run as
+    ``.venv/bin/python`` without activation would not find them.
+    """
+    bindir = str(Path(sys.executable).parent)
+    if shutil.which("interchange.py") is None or not os.environ.get(
+        "PATH", ""
+    ).startswith(bindir):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def build_launcher(section: LauncherSection | None) -> Any:
+    """Return the Parsl launcher for ``section`` (``None``: SingleNodeLauncher)."""
+    from parsl.launchers import (
+        MpiExecLauncher,
+        SimpleLauncher,
+        SingleNodeLauncher,
+        SrunLauncher,
+    )
+
+    if section is None or isinstance(section, SingleNodeLauncherSection):
+        return SingleNodeLauncher()
+    if isinstance(section, SimpleLauncherSection):
+        return SimpleLauncher()
+    if isinstance(section, SrunLauncherSection):
+        return SrunLauncher(overrides=section.overrides)
+    if isinstance(section, MpiExecLauncherSection):
+        return MpiExecLauncher(bind_cmd=section.bind_cmd, overrides=section.overrides)
+    raise ConfigError(f"launcher {section!r} is not allowed", field="provider.launcher")
+
+
+def pbs_select_options(section: PBSProProviderSection) -> str:
+    """``select_options`` plus ``ngpus=<GPUs>`` and ``mem=<GB>gb``, ``:``-joined."""
+    parts = [section.select_options] if section.select_options else []
+    if section.gpus_per_node:
+        parts.append(f"ngpus={section.gpus_per_node}")
+    if section.mem_per_node_gb is not None:
+        parts.append(f"mem={section.mem_per_node_gb}gb")
+    return ":".join(parts)
+
+
+def build_provider(
+    section: LocalProviderSection | SlurmProviderSection | PBSProProviderSection,
+    *,
+    dry_run: list[str] | None = None,
+) -> Any:
+    """Return the Parsl provider for ``section``.
+
+    Parameters
+    ----------
+    section
+        A validated provider table.
+    dry_run
+        When given, a batch provider that appends every scheduler command to this
+        list instead of running it (``sbatch``/``qsub`` answer a fake job id).
+    """
+    from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
+
+    launcher = build_launcher(section.launcher)
+    blocks = {
+        "init_blocks": section.init_blocks,
+        "min_blocks": section.min_blocks,
+        "max_blocks": section.max_blocks,
+        "worker_init": section.worker_init,
+        "launcher": launcher,
+    }
+    if isinstance(section, LocalProviderSection):
+        return LocalProvider(**blocks)  # type: ignore[no-untyped-call]
+    if isinstance(section, SlurmProviderSection):
+        cls = _dry(SlurmProvider, dry_run) if dry_run is not None else SlurmProvider
+        return cls(
+            partition=section.partition,
+            account=section.account,
+            qos=section.qos,
+            constraint=section.constraint,
+            nodes_per_block=section.nodes_per_block,
+            cores_per_node=section.cores_per_node,
+            mem_per_node=section.mem_per_node_gb,
+            gpus_per_node=section.gpus_per_node,
+            walltime=section.walltime,
+            exclusive=section.exclusive,
+            scheduler_options="\n".join(section.scheduler_options),
+            **blocks,
+        )
+    if isinstance(section, PBSProProviderSection):
+        cls = _dry(PBSProProvider, dry_run) if dry_run is not None else PBSProProvider
+        lines = list(section.scheduler_options)
+        if section.exclusive:
+            lines.append("#PBS -l place=scatter:excl")
+        return cls(
+            account=section.account,
+            queue=section.queue,
+            nodes_per_block=section.nodes_per_block,
+            cpus_per_node=section.cpus_per_node,
+            select_options=pbs_select_options(section),
+            walltime=section.walltime,
+            scheduler_options="\n".join(lines),
+            **blocks,
+        )
+    raise ConfigError(f"provider {section!r} is not allowed", field="provider.type")
+
+
+def _dry(base: Any, log: list[str]) -> Any:
+    class DryRun(base):  # type: ignore[misc]
+        def execute_wait(
+            self, cmd: str, timeout: float | None = None
+        ) -> tuple[int, str, str]:
+            log.append(cmd)
+            return _DRY_ANSWERS.get(cmd.split()[0], (1, "", "dry run"))
+
+    DryRun.__name__ = base.__name__
+    return DryRun
+
+
+def sdk_endpoint_executor(section: GlobusComputeSection) -> Any:
+    """Return ``globus_compute_sdk.Executor`` bound to ``section.endpoint_id``.
+
+    Raises
+    ------
+    ConfigError
+        If ``globus-compute-sdk`` is not installed (``pip install
+        globus-compute-sdk``; it is not a dependency of this project).
+    """
+    try:  # optional: a fixed module name, imported only for globus-compute sites
+        sdk = importlib.import_module("globus_compute_sdk")
+    except ImportError as exc:
+        raise ConfigError(
+            "globus-compute-sdk is not installed (pip install globus-compute-sdk)",
+            field="executor.type",
+        ) from exc
+    return sdk.Executor(
+        endpoint_id=str(section.endpoint_id),
+        user_endpoint_config=dict(section.user_endpoint_config) or None,
+    )
+
+
+def build_executor(
+    config: SiteConfig,
+    *,
+    endpoint_executor: EndpointFactory | None = None,
+    dry_run: list[str] | None = None,
+) -> Any:
+    """Return the Parsl executor of ``config``, labelled with the site name."""
+    from parsl.executors import (
+        GlobusComputeExecutor,
+        HighThroughputExecutor,
+        MPIExecutor,
+    )
+
+    ex = config.executor
+    label = config.site.name
+    if isinstance(ex, GlobusComputeSection):
+        factory = endpoint_executor or sdk_endpoint_executor
+        return GlobusComputeExecutor(executor=factory(ex), label=label)
+    assert config.provider is not None  # enforced by parse_site_config
+    provider = build_provider(config.provider, dry_run=dry_run)
+    common = {
+        "label": label,
+        "address": ex.address,
+        "heartbeat_period": ex.heartbeat_period,
+        "heartbeat_threshold": ex.heartbeat_threshold,
+        "provider": provider,
+    }
+    if isinstance(ex, HtexSection):
+        return HighThroughputExecutor(
+            max_workers_per_node=ex.max_workers_per_node,
+            cores_per_worker=ex.cores_per_worker,
+            available_accelerators=ex.available_accelerators,
+            cpu_affinity=ex.cpu_affinity,
+            prefetch_capacity=ex.prefetch_capacity,
+            **common,
+        )
+    if isinstance(ex, MpiSection):
+        return MPIExecutor(
+            max_workers_per_block=ex.max_workers_per_block,
+            mpi_launcher=ex.mpi_launcher,
+            **common,
+        )
+    raise ConfigError(f"executor {ex!r} is not allowed", field="executor.type")
+
+
+def build_config(
+    config: SiteConfig,
+    run_dir: Path,
+    *,
+    endpoint_executor: EndpointFactory | None = None,
+) -> Any:
+    """Return the ``parsl.config.Config`` of a validated site config.
+
+    Parameters
+    ----------
+    config
+        A validated site config.
+    run_dir
+        Receives Parsl's logs and batch scripts (no plaintext: task arguments are
+        ids, paths and public metadata).
+    endpoint_executor
+        For ``globus-compute`` sites: builds the ``globus_compute_sdk.Executor``
+        bound to the endpoint (or a stand-in); default :func:`sdk_endpoint_executor`.
+
+    Returns
+    -------
+    parsl.config.Config
+        One executor labelled with the site name; ``retries=0`` (security failures
+        are never retried); ``strategy_period`` (seconds) from the provider table.
+    """
+    from parsl.config import Config
+
+    ensure_parsl_on_path()
+    executor = build_executor(config, endpoint_executor=endpoint_executor)
+    period = config.provider.strategy_period if config.provider else 1.0
+    return Config(
+        executors=[executor], run_dir=str(run_dir), strategy_period=period, retries=0
+    )

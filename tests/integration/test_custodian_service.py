@@ -1,0 +1,368 @@
+"""The custodian as a separate mTLS service: real ``custodian serve`` processes.
+
+Each fixture builds a real world (``testkit.make_world``), runs ``sovereign
+custodian pki init`` for AUS and GBR through the CLI, starts ``python -m
+orchestrator custodian serve --nation AUS`` on a free loopback port, waits for
+``/v1/health`` and registers it in the nation directory with ``sovereign
+custodian register``. The service is terminated at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from testkit import ROOT, Sovereign, World, make_world
+
+from orchestrator.canonical import b64d, b64e
+from orchestrator.crypto import (
+    HpkeSuite,
+    RecipientKey,
+    hpke_open,
+    hpke_seal,
+    load_private_key,
+    new_dek,
+)
+from orchestrator.embedded import custodian_connector
+from orchestrator.errors import AttestationError, PolicyDenied
+from orchestrator.ledger import CustodyLog
+from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
+from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.nation.pki import NationPki
+from orchestrator.nation.service import ServiceProcess, free_port
+from orchestrator.registry import JobRecord, Registry
+from orchestrator.release import JobRequest, ReleaseRequest, WrapRequest
+from orchestrator.site.attestation import SoftwareAttester
+
+MEASUREMENT = "sha256:" + "ab" * 32
+
+
+@dataclass
+class Served:
+    world: World
+    cli: Sovereign
+    service: ServiceProcess
+    aus: NationPki
+    gbr: NationPki
+
+    def client(self, **kwargs: object) -> HttpCustodian:
+        args: dict[str, object] = {
+            "ca": self.aus.ca_cert,
+            "cert": self.aus.client_cert("site-local"),
+            "key": self.aus.client_key("site-local"),
+            "connect_timeout": 3.0,
+            "read_timeout": 10.0,
+        }
+        args.update(kwargs)
+        return HttpCustodian("AUS", self.service.url, **args)  # type: ignore[arg-type]
+
+
+def _serve(root: Path) -> Iterator[Served]:
+    world = make_world(root)
+    cli = Sovereign(world.state.root)
+    cli("custodian", "pki", "init", "AUS")
+    cli("custodian", "pki", "init", "GBR")
+    service = ServiceProcess(world.state, "AUS")
+    service.start()
+    try:
+        aus = NationPki.of(world.state, "AUS")
+        cli(
+            "custodian",
+            "register",
+            "AUS",
+            "--url",
+            service.url,
+            "--ca",
+            str(aus.ca_cert),
+        )
+        yield Served(world, cli, service, aus, NationPki.of(world.state, "GBR"))
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve(tmp_path_factory.mktemp("custodian-service"))
+
+
+def _job(world: World, job_id: str) -> str:
+    Registry(world.state.registry_db).add_job(
+        JobRecord(
+            id=job_id,
+            workflow="sonar",
+            site=world.site,
+            request={
+                "dataset_ids": [world.dataset_id],
+                "priority_area": "undersea-autonomy",
+                "gpu_hours": 0.5,
+            },
+            measurement=MEASUREMENT,
+            state="submitted",
+            summary={},
+            created="2026-11-21T00:00:00Z",
+            finished=None,
+        )
+    )
+    return job_id
+
+
+def _release_request(
+    world: World, custodian: HttpCustodian, key: RecipientKey, job_id: str, attempt: str
+) -> ReleaseRequest:
+    site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
+    evidence = SoftwareAttester(world.site, site_key).attest(
+        job_id=job_id,
+        attempt_id=attempt,
+        code_measurement=MEASUREMENT,
+        enclave_public_key=key.public_bytes(),
+        hpke_suite=key.suite.value,
+        nonce=custodian.challenge(),
+    )
+    return ReleaseRequest(
+        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence
+    )
+
+
+def test_round_trip_challenge_decide_release_wrap(served: Served) -> None:
+    world = served.world
+    job_id = _job(world, "job-rt")
+    with served.client() as aus:
+        health = aus.health()
+        assert health["nation"] == "AUS" and health["pid"] != os.getpid()
+        before = health["served"]
+        decision = aus.decide(
+            JobRequest(
+                job_id,
+                world.dataset_id,
+                world.site,
+                "undersea-autonomy",
+                0.5,
+                MEASUREMENT,
+            )
+        )
+        assert decision["outcome"] == "permit"
+        key = RecipientKey.generate()
+        request = _release_request(world, aus, key, job_id, "attempt-rt")
+        grant = aus.release_key(request)
+        dek = hpke_open(key, b64d(grant.sealed_dek), request.hpke_info())
+        assert len(dek) == 32 and grant.owner == "AUS"
+        entry = CustodyLog(world.state.custody_db).get(grant.log_index)
+        assert entry.event.kind == "key.released"
+        assert entry.event.actor == "custodian:AUS"
+        label = Registry(world.state.registry_db).dataset(world.dataset_id).label
+        wrap = WrapRequest(
+            job_id=job_id,
+            attempt_id="attempt-rt",
+            site=world.site,
+            object_id="model-rt",
+            label=label,
+            input_dataset_ids=(world.dataset_id,),
+            evidence=_release_request(world, aus, key, job_id, "attempt-rt").evidence,
+            grant_id=grant.grant_id,
+        )
+        public = b64d(Registry(world.state.registry_db).nation("AUS").hpke_public)
+        wrap = replace(
+            wrap,
+            sealed_dek=b64e(
+                hpke_seal(HpkeSuite.X25519, public, new_dek(), wrap.hpke_info())
+            ),
+        )
+        wrapped = aus.wrap_key(wrap)
+        assert wrapped.owner == "AUS" and len(b64d(wrapped.wrapped_dek)) == 40
+        after = aus.health()["served"]
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        assert delta == {"challenge": 2, "decide": 1, "release": 1, "wrap": 1}
+
+
+def test_connector_picks_http_for_registered_nations(served: Served) -> None:
+    connect = custodian_connector(served.world.state)
+    assert isinstance(connect("AUS"), HttpCustodian)
+    assert connect("AUS") is connect("AUS")  # one connection per attempt
+    assert isinstance(connect("GBR"), LocalCustodian)
+    listed = served.cli("custodian", "list", "--json").json()
+    assert listed["AUS"]["url"] == served.service.url
+
+
+def test_refusals_keep_their_class_and_reasons(served: Served) -> None:
+    world = served.world
+    local = LocalCustodian(world.state, "AUS")
+    review = JobRequest(
+        "job-review", world.dataset_id, world.site, "quantum-sensing", 0.5, MEASUREMENT
+    )
+    with pytest.raises(PolicyDenied) as expected:
+        local.decide(review)
+    with served.client() as aus:
+        with pytest.raises(PolicyDenied) as denied:
+            aus.decide(replace(review, job_id="job-review-2"))
+        assert denied.value.reasons == expected.value.reasons
+        assert denied.value.reasons and any(
+            "approval" in r for r in denied.value.reasons
+        )
+        assert denied.value.diagnostics() == expected.value.diagnostics()
+        key = RecipientKey.generate()
+        with pytest.raises(PolicyDenied) as unknown:
+            aus.release_key(_release_request(world, aus, key, "job-none", "a-x"))
+        assert unknown.value.reasons  # "job-none" is not registered
+        job_id = _job(world, "job-replay")
+        request = _release_request(world, aus, key, job_id, "a-replay")
+        aus.release_key(request)
+        with pytest.raises(AttestationError):
+            aus.release_key(request)  # the nonce is single-use
+
+
+def test_no_client_certificate_is_refused(served: Served) -> None:
+    with served.client(cert=None, key=None) as anonymous:
+        with pytest.raises(CustodianUnavailable):
+            anonymous.challenge()
+    # Raw TLS 1.3 without a certificate: the client's side of the handshake ends
+    # before the server checks the (missing) certificate, so the refusal shows as
+    # an alert or a closed connection on the first read, never as an HTTP answer.
+    context = ssl.create_default_context(cafile=str(served.aus.ca_cert))
+    with socket.create_connection(("127.0.0.1", served.service.port), 5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = tls.recv(100)
+        except (ssl.SSLError, ConnectionError):
+            answer = b""
+    assert answer == b""
+    with served.client() as aus:
+        assert aus.health()["status"] == "ok"  # still serving others
+
+
+def test_client_certificate_of_another_nation_is_refused(served: Served) -> None:
+    foreign = served.client(
+        cert=served.gbr.client_cert("orchestrator"),
+        key=served.gbr.client_key("orchestrator"),
+    )
+    with foreign, pytest.raises(CustodianUnavailable):
+        foreign.challenge()
+
+
+def test_server_not_matching_the_pinned_ca_is_refused(served: Served) -> None:
+    wrong_pin = served.client(ca=served.gbr.ca_cert)
+    with wrong_pin, pytest.raises(CustodianUnavailable, match="CERTIFICATE_VERIFY"):
+        wrong_pin.challenge()
+
+
+def test_transport_failures_fail_closed(served: Served) -> None:
+    nobody = HttpCustodian(
+        "AUS",
+        f"https://127.0.0.1:{free_port()}",
+        ca=served.aus.ca_cert,
+        cert=served.aus.client_cert("site-local"),
+        key=served.aus.client_key("site-local"),
+        connect_timeout=1.0,
+    )
+    with nobody, pytest.raises(CustodianUnavailable, match="unreachable"):
+        nobody.challenge()
+    impostor = HttpCustodian(
+        "GBR",
+        served.service.url,
+        ca=served.aus.ca_cert,
+        cert=served.aus.client_cert("site-local"),
+        key=served.aus.client_key("site-local"),
+    )
+    with impostor, pytest.raises(CustodianUnavailable, match="serves 'AUS'"):
+        impostor.health()
+
+
+def test_register_checks_the_client_certificate_against_the_ca(served: Served) -> None:
+    result = served.cli(
+        "custodian",
+        "register",
+        "AUS",
+        "--url",
+        served.service.url,
+        "--ca",
+        str(served.aus.ca_cert),
+        "--cert",
+        str(served.gbr.client_cert("orchestrator")),
+        "--key",
+        str(served.gbr.client_key("orchestrator")),
+        ok=False,
+    )
+    assert result.code == 3 and "was not issued by" in result.err
+    bad_url = served.cli(
+        "custodian",
+        "register",
+        "AUS",
+        "--url",
+        "http://127.0.0.1:1",
+        "--ca",
+        str(served.aus.ca_cert),
+        ok=False,
+    )
+    assert bad_url.code == 2 and "https://" in bad_url.err
+
+
+@pytest.mark.slow
+def test_sonar_workflow_end_to_end_with_aus_as_a_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.submit.pipeline import submit
+
+    monkeypatch.setenv(
+        "PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    )
+    for served in _serve(tmp_path):
+        world = served.world
+        result = submit(
+            world.state, ROOT / "workflows" / "sonar_classification.toml", "local"
+        )
+        assert len(result.tasks) == 14 and result.model_ids
+        log = CustodyLog(world.state.custody_db)
+        released = [
+            e
+            for e in log.entries()
+            if e.event.kind == "key.released"
+            and e.event.body["job_id"] == result.job_id
+        ]
+        assert len(released) == 14
+        assert {e.event.actor for e in released} == {"custodian:AUS"}
+        with served.client() as aus:
+            health = aus.health()
+        # Every release, the job decision and the model's wrap went through the
+        # service process (its own counters), none through an in-process custodian.
+        assert health["pid"] == served.service.proc.pid  # type: ignore[union-attr]
+        assert health["served"]["release"] == 14
+        assert health["served"]["decide"] == 1
+        assert health["served"]["wrap"] == len(result.model_ids)
+        access = served.service.log.read_text()
+        assert access.count('"POST /v1/release HTTP/1.1" 200') == 14
+
+
+@pytest.mark.slow
+def test_bench_release_quick_smoke(tmp_path: Path) -> None:
+    """``benchmarks/bench_release.py --quick`` runs and writes sane JSON."""
+    import json
+    import subprocess
+
+    out = tmp_path / "release.json"
+    script = ROOT / "benchmarks" / "bench_release.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| mode | enclaves |" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "release" and doc["config"]["quick"] is True
+    rows = {(r["mode"], r["enclaves"]): r for r in doc["results"]}
+    assert set(rows) == {
+        (mode, n) for mode in ("inproc", "mtls_fresh", "mtls_reuse") for n in (1, 8)
+    }
+    for row in rows.values():
+        assert row["releases"] == 3 * row["enclaves"]
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+        assert row["throughput_per_s"] > 0

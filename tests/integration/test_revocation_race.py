@@ -1,0 +1,88 @@
+"""Revoking an agreement stops new releases at once (reliability plan, test 29).
+
+200 release requests race, on 16 threads, against a thread that revokes the
+AUS-USA agreement once some releases have happened. In custody-log order no
+``key.released`` relying on that agreement may follow ``agreement.revoked``;
+every request after it is denied (policy: no agreement) and logged.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from testkit import ROOT, make_world
+
+from orchestrator.agreements import load_agreement
+from orchestrator.crypto import RecipientKey, load_private_key
+from orchestrator.errors import PolicyDenied
+from orchestrator.ledger import CustodyLog
+from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.registry import JobRecord, Registry
+from orchestrator.release import ReleaseRequest
+from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.submit.registration import revoke_agreement
+
+MEASUREMENT = "sha256:" + "ab" * 32
+N = 200
+
+
+def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    agreement = load_agreement(ROOT / "agreements" / "aus-usa.toml").id
+    Registry(world.state.registry_db).add_job(JobRecord(
+        id="job-r", workflow="sonar", site=world.site,
+        request={"dataset_ids": [world.dataset_id],
+                 "priority_area": "undersea-autonomy", "gpu_hours": 0.5},
+        measurement=MEASUREMENT, state="submitted", summary={},
+        created="2026-11-21T00:00:00Z", finished=None))
+    site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
+    attester = SoftwareAttester(world.site, site_key)
+    setup = LocalCustodian(world.state, "AUS")
+    key = RecipientKey.generate()
+    requests = [
+        ReleaseRequest(
+            job_id="job-r", attempt_id=f"a{i}", task="fold-0",
+            dataset_id=world.dataset_id, site=world.site,
+            evidence=attester.attest(
+                job_id="job-r", attempt_id=f"a{i}", code_measurement=MEASUREMENT,
+                enclave_public_key=key.public_bytes(), hpke_suite=key.suite.value,
+                nonce=setup.challenge()))
+        for i in range(N)
+    ]
+    released = threading.Semaphore(0)
+
+    def release(request: ReleaseRequest) -> str:
+        try:
+            LocalCustodian(world.state, "AUS").release_key(request)
+        except PolicyDenied:
+            return "denied"
+        released.release()
+        return "released"
+
+    def revoke() -> None:
+        for _ in range(20):  # let some releases through first
+            released.acquire(timeout=30)
+        revoke_agreement(world.state, agreement, reason="test 29")
+
+    revoker = threading.Thread(target=revoke)
+    revoker.start()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(release, requests))
+    revoker.join()
+
+    entries = list(CustodyLog(world.state.custody_db).entries())
+    revoked_at = [e.seq for e in entries if e.event.kind == "agreement.revoked"]
+    assert len(revoked_at) == 1
+    after = [e for e in entries if e.seq > revoked_at[0]
+             and e.event.kind == "key.released"
+             and e.event.body.get("agreement_id") == agreement]
+    assert after == []
+    n_released = outcomes.count("released")
+    assert 20 <= n_released < N and outcomes.count("denied") == N - n_released
+    releases = [e for e in entries if e.event.kind == "key.released"]
+    denials = [e for e in entries if e.event.kind == "key.denied"]
+    assert len(releases) == n_released and len(denials) == N - n_released
+    assert all(e.seq > revoked_at[0] for e in denials)
+    assert all("agreement" in " ".join(e.event.body["reasons"]) for e in denials)

@@ -1,0 +1,99 @@
+"""Plaintext DEKs and KEKs never appear outside their boundary (plan test 13).
+
+A full job runs through the real CLI and Parsl workers. The test then collects
+every DEK (unwrapping each dataset's and model's wrapped keys with the owners'
+keystores) and every KEK version (read from each nation's ``kek.json``), and
+searches every artifact for their raw, hex and base64 forms:
+
+* every file under the state dir (registry, custody log, nonce and grant DBs,
+  sealed objects, Parsl run dirs under ``runinfo/``), ``kek.json`` excepted for
+  KEKs only (it is where they live);
+* stdout and stderr of every CLI invocation;
+* every custody-log entry (its leaf bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from testkit import CliResult, Sovereign
+
+from orchestrator.canonical import b64d
+from orchestrator.crypto import combine_dek_shares
+from orchestrator.ledger import CustodyLog
+from orchestrator.nation.identity import NationKeys
+from orchestrator.registry import Registry
+from orchestrator.state import StateDir
+
+pytestmark = pytest.mark.slow
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    b64 = base64.b64encode(secret)
+    url = base64.urlsafe_b64encode(secret)
+    return [secret, secret.hex().encode(), secret.hex().upper().encode(), b64,
+            b64.rstrip(b"="), url, url.rstrip(b"=")]
+
+
+def test_no_dek_or_kek_outside_its_boundary(tmp_path: Path) -> None:
+    cli = Sovereign(tmp_path / "state")
+    outputs: list[CliResult] = []
+
+    def run(*args: str) -> CliResult:
+        result = cli(*args)
+        outputs.append(result)
+        return result
+
+    for nation in ("AUS", "GBR", "USA"):
+        run("nation", "init", nation)
+    run("site", "register", "site_configs/local.toml")
+    run("dataset", "seal", "data/sonar/sonar.csv", "--name", "uci-sonar",
+        "--owner", "AUS", "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
+    run("agreement", "add", "agreements/aus-usa.toml")
+    job = run("submit", "workflows/sonar_classification.toml", "--site", "local",
+              "--json").json()
+    assert job["models"], "the job produced no model to scan for"
+    state = StateDir(cli.state)
+    registry = Registry(state.registry_db)
+
+    deks: list[bytes] = []
+    for record in [*registry.datasets(), *registry.models()]:
+        shares = []
+        for owner, wrapped in sorted(record.wrapped_keys.items()):
+            shares.append(NationKeys(state.nation_dir(owner), owner).keystore().unwrap(
+                wrapped["kek_id"], int(wrapped["kek_version"]),
+                b64d(wrapped["wrapped_dek"])))
+        deks.extend(shares)
+        if len(shares) > 1:
+            deks.append(combine_dek_shares(shares))
+    keks: list[bytes] = []
+    kek_files = sorted(state.root.glob("nations/*/kek.json"))
+    for path in kek_files:
+        for version in json.loads(path.read_text())["versions"].values():
+            keks.append(b64d(version["key"]))
+    assert len(deks) >= 2 and len(keks) >= 3
+
+    dek_forms = [f for d in deks for f in _forms(d)]
+    kek_forms = [f for k in keks for f in _forms(k)]
+    files = [p for p in state.root.rglob("*") if p.is_file()]
+    assert any("runinfo" in str(p) for p in files), "Parsl run dir not scanned"
+    hits: list[str] = []
+    for path in files:
+        blob = path.read_bytes()
+        hits += [f"DEK in {path}" for f in dek_forms if f in blob]
+        if path not in kek_files:
+            hits += [f"KEK in {path}" for f in kek_forms if f in blob]
+    for i, out in enumerate(outputs):
+        blob = (out.out + out.err).encode()
+        hits += [f"secret in CLI output {i}" for f in dek_forms + kek_forms
+                 if f in blob]
+    entries = list(CustodyLog(state.custody_db).entries())
+    assert any(e.event.kind == "key.released" for e in entries)
+    for entry in entries:
+        blob = entry.leaf_bytes()
+        hits += [f"secret in custody entry {entry.seq}"
+                 for f in dek_forms + kek_forms if f in blob]
+    assert hits == []
