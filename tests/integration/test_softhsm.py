@@ -66,7 +66,11 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
     }
     script = ROOT / "scripts" / "softhsm-init.sh"
     proc = subprocess.run(
-        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=900,
+        ["bash", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
         check=False,
     )
     last = proc.stdout.strip().splitlines()[-1:] or [""]
@@ -109,11 +113,19 @@ def _objects(tok: Token, prefix: str) -> list[str]:
 
 
 def test_script_is_idempotent(token: Token) -> None:
-    env = {**os.environ, "SOFTHSM_SO_PIN": "0815-so-pin",
-           "SOFTHSM_USER_PIN": USER_PIN, "SOFTHSM_TOKEN_LABEL": LABEL}
+    env = {
+        **os.environ,
+        "SOFTHSM_SO_PIN": "0815-so-pin",
+        "SOFTHSM_USER_PIN": USER_PIN,
+        "SOFTHSM_TOKEN_LABEL": LABEL,
+    }
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "softhsm-init.sh")],
-        env=env, capture_output=True, text=True, timeout=300, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert proc.stdout.strip().splitlines()[-1] == str(token.conf)
     assert "already initialised" in proc.stderr
@@ -161,16 +173,18 @@ def test_rfc5649_format_matches_the_file_keystore(
     meta = {"kek_id": kek_id, "primary_version": 1, "versions": {"1": "t"}}
     (tmp_path / "kek-meta.json").write_text(json.dumps(meta))
     with token.session() as session:
-        session.create_object({
-            Attribute.CLASS: ObjectClass.SECRET_KEY,
-            Attribute.KEY_TYPE: KeyType.AES,
-            Attribute.VALUE: known,
-            Attribute.TOKEN: True,
-            Attribute.PRIVATE: True,
-            Attribute.LABEL: f"{kek_id}:v1",
-            Attribute.WRAP: True,
-            Attribute.UNWRAP: True,
-        })
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.AES,
+                Attribute.VALUE: known,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.LABEL: f"{kek_id}:v1",
+                Attribute.WRAP: True,
+                Attribute.UNWRAP: True,
+            }
+        )
     try:
         store = Pkcs11Keystore(tmp_path, token.config)
         dek = os.urandom(size)
@@ -276,9 +290,17 @@ def test_pin_and_token_errors_name_the_field(token: Token, tmp_path: Path) -> No
 def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> None:
     cli = Sovereign(tmp_path / "state")
     cli(
-        "nation", "init", "AUS", "--keystore", "pkcs11",
-        "--pkcs11-module", SOFTHSM_MODULE, "--token-label", LABEL,
-        "--pin-env", PIN_ENV,
+        "nation",
+        "init",
+        "AUS",
+        "--keystore",
+        "pkcs11",
+        "--pkcs11-module",
+        SOFTHSM_MODULE,
+        "--token-label",
+        LABEL,
+        "--pin-env",
+        PIN_ENV,
     )
     for nation in ("GBR", "USA"):
         cli("nation", "init", nation)
@@ -291,8 +313,17 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     assert status["backend"] == "pkcs11"
     cli("site", "register", "site_configs/local.toml")
     cli(
-        "dataset", "seal", str(SONAR), "--name", "uci-sonar", "--owner", "AUS",
-        "--classification", "SECRET", "--rel-to", "AUS,GBR,USA",
+        "dataset",
+        "seal",
+        str(SONAR),
+        "--name",
+        "uci-sonar",
+        "--owner",
+        "AUS",
+        "--classification",
+        "SECRET",
+        "--rel-to",
+        "AUS,GBR,USA",
     )
     cli("agreement", "add", "agreements/aus-usa.toml")
     job = cli(
@@ -310,10 +341,99 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     cli("key", "disable", "AUS")
     refused = cli(
-        "model", "open", model_id, "--as", "AUS", "--out", str(tmp_path / "c.pt"),
+        "model",
+        "open",
+        model_id,
+        "--as",
+        "AUS",
+        "--out",
+        str(tmp_path / "c.pt"),
         ok=False,
     )
     assert refused.code == 4 and "is disabled" in refused.err
     kinds = cli("custody", "verify", "--json").json()["kinds"]
     assert kinds["key.released"] == 14 and kinds["key.rewrapped"] == 2
     assert kinds["kek.rotated"] == 1 and kinds["model.open.denied"] == 1
+
+
+@pytest.mark.slow
+def test_sonar_job_with_aus_as_a_softhsm_backed_service(
+    token: Token, tmp_path: Path
+) -> None:
+    """Issue 4's done-means: the AUS custodian runs as a separate mTLS service whose
+    KEK lives in the SoftHSM token; the Parsl workers reach it only over HTTPS."""
+    from orchestrator.ledger import CustodyLog
+    from orchestrator.nation.client import HttpCustodian
+    from orchestrator.nation.pki import NationPki
+    from orchestrator.nation.service import ServiceProcess
+    from orchestrator.state import StateDir
+
+    state = StateDir(tmp_path / "state")
+    cli = Sovereign(state.root)
+    cli(
+        "nation",
+        "init",
+        "AUS",
+        "--keystore",
+        "pkcs11",
+        "--pkcs11-module",
+        SOFTHSM_MODULE,
+        "--token-label",
+        LABEL,
+        "--pin-env",
+        PIN_ENV,
+    )
+    for nation in ("GBR", "USA"):
+        cli("nation", "init", nation)
+    cli("site", "register", "site_configs/local.toml")
+    cli(
+        "dataset",
+        "seal",
+        str(SONAR),
+        "--name",
+        "uci-sonar",
+        "--owner",
+        "AUS",
+        "--classification",
+        "SECRET",
+        "--rel-to",
+        "AUS,GBR,USA",
+    )
+    cli("agreement", "add", "agreements/aus-usa.toml")
+    cli("custodian", "pki", "init", "AUS")
+    service = ServiceProcess(state, "AUS")
+    service.start()
+    try:
+        pki = NationPki.of(state, "AUS")
+        cli(
+            "custodian",
+            "register",
+            "AUS",
+            "--url",
+            service.url,
+            "--ca",
+            str(pki.ca_cert),
+        )
+        job = cli(
+            "submit", "workflows/sonar_classification.toml", "--site", "local", "--json"
+        ).json()
+        assert job["summary"]["mean_test_accuracy"] >= 0.847
+        with HttpCustodian(
+            "AUS",
+            service.url,
+            ca=pki.ca_cert,
+            cert=pki.client_cert("orchestrator"),
+            key=pki.client_key("orchestrator"),
+        ) as aus:
+            health = aus.health()
+        assert health["served"]["release"] == 14 and health["served"]["decide"] == 1
+        released = CustodyLog(state.custody_db).find(
+            "key.released", job_id=job["job_id"]
+        )
+        assert len(released) == 14
+        assert {e.event.actor for e in released} == {"custodian:AUS"}
+        # No key release was recorded by anyone but the service process's custodian,
+        # and the KEK never left the token: there is no kek.json for AUS.
+        assert not (state.nation_dir("AUS") / "kek.json").exists()
+    finally:
+        service.stop()
