@@ -180,6 +180,40 @@ _SQLITE_SCHEMA = (
 )
 
 
+class EntryReads:
+    """Read queries shared by the SQL backends (one dialect difference: the
+    parameter placeholder, ``?`` for SQLite and ``%s`` for psycopg)."""
+
+    placeholder = "?"
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def rows_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Return up to ``limit`` raw entry rows with ``seq > after``."""
+        return self._query(self._sql(
+            "SELECT seq, event_id, kind, actor, time, leaf, entry_hash FROM entries"
+            " WHERE seq > ? ORDER BY seq LIMIT ?"), (after, limit))
+
+    def count(self) -> int:
+        """Return the number of entries."""
+        rows = self._query("SELECT COUNT(*) FROM entries")
+        return int(rows[0][0]) if rows else 0
+
+    def leaf_at(self, seq: int) -> bytes | None:
+        """Return the leaf of entry ``seq``, if any."""
+        rows = self._query(self._sql("SELECT leaf FROM entries WHERE seq = ?"), (seq,))
+        return bytes(rows[0][0]) if rows else None
+
+    def last_leaf(self) -> bytes | None:
+        """Return the leaf of the last entry, if any."""
+        rows = self._query("SELECT leaf FROM entries ORDER BY seq DESC LIMIT 1")
+        return bytes(rows[0][0]) if rows else None
+
+
 class _SQLiteTxn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -207,7 +241,7 @@ class _SQLiteTxn:
             " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-class SQLiteBackend:
+class SQLiteBackend(EntryReads):
     """The custody log in one SQLite file (WAL, ``synchronous=FULL``).
 
     Each call opens its own short-lived connection, so no connection is shared
@@ -336,27 +370,6 @@ class SQLiteBackend:
             if "no such table" in str(exc):
                 return []
             raise fail(self.source, "be read", exc) from exc
-
-    def rows_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """Return up to ``limit`` raw entry rows with ``seq > after``."""
-        return self._query(
-            "SELECT seq, event_id, kind, actor, time, leaf, entry_hash FROM entries"
-            " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
-
-    def count(self) -> int:
-        """Return the number of entries."""
-        rows = self._query("SELECT COUNT(*) FROM entries")
-        return int(rows[0][0]) if rows else 0
-
-    def leaf_at(self, seq: int) -> bytes | None:
-        """Return the leaf of entry ``seq``, if any."""
-        rows = self._query("SELECT leaf FROM entries WHERE seq = ?", (seq,))
-        return bytes(rows[0][0]) if rows else None
-
-    def last_leaf(self) -> bytes | None:
-        """Return the leaf of the last entry, if any."""
-        rows = self._query("SELECT leaf FROM entries ORDER BY seq DESC LIMIT 1")
-        return bytes(rows[0][0]) if rows else None
 
     def find(self, kind: str | None, body: Mapping[str, str]) -> list[LeafRow]:
         """Candidates by ``kind`` and ``json_extract`` of the body keys."""

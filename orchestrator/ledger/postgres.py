@@ -43,7 +43,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from orchestrator.ledger.backends import InsertRow, LeafRow, WriteTxn, fail
+from orchestrator.ledger.backends import EntryReads, InsertRow, LeafRow, WriteTxn, fail
 
 __all__ = ["PostgresBackend", "redact_url"]
 
@@ -108,7 +108,7 @@ class _PgTxn:
             [(*row, row[5].decode("utf-8")) for row in rows])
 
 
-class PostgresBackend:
+class PostgresBackend(EntryReads):
     """The custody log in a PostgreSQL database.
 
     Parameters
@@ -119,6 +119,8 @@ class PostgresBackend:
         Seconds for connecting and for waiting on the append lock
         (``connect_timeout``, ``lock_timeout``).
     """
+
+    placeholder = "%s"
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
@@ -200,27 +202,6 @@ class PostgresBackend:
             if isinstance(exc.__cause__, pg_errors.UndefinedTable):
                 return []
             raise
-
-    def rows_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """Return up to ``limit`` raw entry rows with ``seq > after``."""
-        return self._query(
-            "SELECT seq, event_id, kind, actor, time, leaf, entry_hash FROM entries"
-            " WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit))
-
-    def count(self) -> int:
-        """Return the number of entries."""
-        rows = self._query("SELECT COUNT(*) FROM entries")
-        return int(rows[0][0]) if rows else 0
-
-    def leaf_at(self, seq: int) -> bytes | None:
-        """Return the leaf of entry ``seq``, if any."""
-        rows = self._query("SELECT leaf FROM entries WHERE seq = %s", (seq,))
-        return bytes(rows[0][0]) if rows else None
-
-    def last_leaf(self) -> bytes | None:
-        """Return the leaf of the last entry, if any."""
-        rows = self._query("SELECT leaf FROM entries ORDER BY seq DESC LIMIT 1")
-        return bytes(rows[0][0]) if rows else None
 
     def find(self, kind: str | None, body: Mapping[str, str]) -> list[LeafRow]:
         """Candidates by ``kind`` and JSONB containment ``doc @> {...}`` ([3]_)."""
