@@ -20,3 +20,6 @@ echo
 "$PY" benchmarks/bench_ledger.py
 "$PY" benchmarks/bench_release.py
 "$PY" benchmarks/bench_parallel_seal.py
+"$PY" benchmarks/bench_training_throughput.py
+"$PY" benchmarks/bench_dispatch.py
+"$PY" benchmarks/bench_slurm_first_result.py  # starts Slurm (root) if needed

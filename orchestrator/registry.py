@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS models (
     manifest TEXT NOT NULL, object_path TEXT NOT NULL, sealed_digest TEXT NOT NULL,
     wrapped_keys TEXT NOT NULL, metrics TEXT NOT NULL, lineage TEXT NOT NULL,
     created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    job_id TEXT NOT NULL, task TEXT NOT NULL, attempt_id TEXT NOT NULL,
+    site TEXT NOT NULL, state TEXT NOT NULL, started TEXT, finished TEXT,
+    wall_seconds REAL, gpus INTEGER NOT NULL DEFAULT 0,
+    gpu_hours REAL NOT NULL DEFAULT 0, events TEXT NOT NULL DEFAULT '[]',
+    detail TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (job_id, attempt_id));
 """
 
 
@@ -112,6 +118,30 @@ class JobRecord:
     summary: dict[str, Any]
     created: str
     finished: str | None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One attempt of one task of a job (see :mod:`orchestrator.submit.jobs`).
+
+    ``state`` is a :class:`orchestrator.submit.jobs.TaskState` value; ``started``
+    and ``finished`` RFC 3339; ``gpu_hours`` = ``gpus * wall_seconds / 3600``;
+    ``events`` the custody log indices of the attempt's events; ``detail`` e.g.
+    ``slurm_job_id`` and an error.
+    """
+
+    job_id: str
+    task: str
+    attempt_id: str
+    site: str
+    state: str
+    started: str | None
+    finished: str | None
+    wall_seconds: float | None
+    gpus: int
+    gpu_hours: float
+    events: list[int]
+    detail: dict[str, Any]
 
 
 def _row_to_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -385,6 +415,11 @@ class Registry:
                 (state, json.dumps(summary), finished, job_id),
             )
 
+    def set_job_site(self, job_id: str, site: str) -> None:
+        """Record the site(s) a job runs on (comma-separated for several)."""
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET site=? WHERE id=?", (site, job_id))
+
     def job(self, job_id: str) -> JobRecord:
         """Return job ``job_id``; raises :class:`NotFound`."""
         with self._connect() as con:
@@ -401,6 +436,43 @@ class Registry:
         with self._connect() as con:
             ids = [r["id"] for r in con.execute("SELECT id FROM jobs ORDER BY created")]
         return [self.job(i) for i in ids]
+
+    # -- tasks (one row per attempt) -------------------------------------------
+    def upsert_task(self, rec: TaskRecord) -> None:
+        """Insert or replace the row of attempt ``(rec.job_id, rec.attempt_id)``."""
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rec.job_id,
+                    rec.task,
+                    rec.attempt_id,
+                    rec.site,
+                    rec.state,
+                    rec.started,
+                    rec.finished,
+                    rec.wall_seconds,
+                    rec.gpus,
+                    rec.gpu_hours,
+                    json.dumps(rec.events),
+                    json.dumps(rec.detail),
+                ),
+            )
+
+    def tasks(self, job_id: str) -> list[TaskRecord]:
+        """The attempts of job ``job_id``, by start time then task name."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM tasks WHERE job_id=? ORDER BY started, task",
+                (job_id,),
+            ).fetchall()
+        out = []
+        for row in rows:
+            data = _row_to_dict(row)
+            data["events"] = json.loads(data["events"])
+            data["detail"] = json.loads(data["detail"])
+            out.append(TaskRecord(**data))
+        return out
 
 
 def as_json(record: object) -> dict[str, Any]:

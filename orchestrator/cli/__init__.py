@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import catalogue, custodian, custody, keys, nation, run
+from orchestrator.cli import catalogue, custodian, custody, jobs, keys, nation, run
 
 app = typer.Typer(
     name="sovereign",
@@ -26,6 +26,7 @@ app.add_typer(catalogue.model_app, name="model")
 app.add_typer(custody.app, name="custody")
 app.add_typer(custodian.app, name="custodian")
 app.add_typer(keys.app, name="key")
+app.add_typer(jobs.app, name="jobs")  # also adds `site eligible`
 app.command("submit")(run.submit_command)
 
 

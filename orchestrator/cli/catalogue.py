@@ -233,6 +233,31 @@ def dataset_show(
     _show_object(Registry(state_of(state_dir).registry_db).dataset(ref), json_out)
 
 
+@dataset_app.command("synth")
+@handle_errors
+def dataset_synth(
+    out: Annotated[Path, typer.Argument(help="CSV file to write")],
+    rows: Annotated[int, typer.Option(min=1, help="number of rows")] = 208,
+    bands: Annotated[int, typer.Option(min=1, help="frequency bands per row")] = 60,
+    seed: Annotated[int, typer.Option(min=0, help="generator seed")] = 0,
+) -> None:
+    """Write synthetic sonar-like returns (chirp echoes, M/R labels) as a CSV.
+
+    A stand-in for the UCI sonar data at any size (``orchestrator.synthetic``);
+    seal it like real data with ``sovereign dataset seal``.
+    """
+    import time
+
+    from orchestrator.synthetic import write_csv
+
+    t0 = time.perf_counter()
+    written = write_csv(out, rows, bands, seed)
+    console.print(
+        f"wrote {rows} rows x {bands} bands (seed {seed}) to {out}: "
+        f"{written / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s"
+    )
+
+
 # -- agreement ---------------------------------------------------------------------
 @agreement_app.command("add")
 @handle_errors

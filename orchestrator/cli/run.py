@@ -76,14 +76,26 @@ def _print_result(result: JobResult) -> None:
 @handle_errors
 def submit_command(
     workflow: Annotated[Path, typer.Argument(help="workflow TOML")],
-    site: Annotated[str, typer.Option(help="registered site to run on")],
+    site: Annotated[
+        str | None,
+        typer.Option(help="registered site (default: the best eligible site)"),
+    ] = None,
+    sites: Annotated[
+        str | None,
+        typer.Option(help="several sites, comma-separated: tasks spread over them"),
+    ] = None,
     state_dir: StateOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Submit a workflow: policy decisions, key releases, enclave training."""
+    """Submit a workflow: policy decisions, key releases, enclave training.
+
+    Without ``--site``/``--sites`` the best eligible site is chosen (see
+    ``sovereign site eligible``); with ``--sites a,b`` one Parsl executor per site.
+    """
     state = state_of(state_dir)
+    many = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
     if json_out:
-        result = submit(state, workflow, site)
+        result = submit(state, workflow, site, sites=many)
         emit_json(
             {
                 "job_id": result.job_id,
@@ -92,6 +104,9 @@ def submit_command(
                 "models": result.model_ids,
                 "first_result_s": result.first_result_s,
                 "elapsed_s": result.elapsed_s,
+                "sites": result.sites,
+                "excluded": result.excluded,
+                "selection": result.selection,
             }
         )
         return
@@ -102,5 +117,10 @@ def submit_command(
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        result = submit(state, workflow, site, progress=_RichProgress(bar))
+        result = submit(state, workflow, site, sites=many, progress=_RichProgress(bar))
+    if result.selection:
+        console.print(result.selection, highlight=False)
+    for name, reasons in result.excluded.items():
+        console.print(f"site {name} excluded: {'; '.join(reasons)}", highlight=False)
+    console.print(f"ran on: {', '.join(result.sites)}")
     _print_result(result)

@@ -68,6 +68,7 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "key.rewrapped", "kek.rotated", "kek.disabled", "kek.enabled", "kek.destroyed",
     "kek.deletion.scheduled", "kek.deletion.cancelled",
     "kek.min_decryption_version.set",
+    "task.retried", "checkpoint.sealed", "checkpoint.restored",
 })
 
 #: ``prev_hash`` of entry 0: 64 hex zeros.

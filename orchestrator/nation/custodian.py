@@ -50,6 +50,11 @@ from orchestrator.timeutil import Clock, rfc3339, system_clock
 
 #: Lifetime of a grant (seconds): the enclave must open it at once.
 GRANT_LIFETIME_S = 120
+#: How long an attempt may keep using its grant to have output and checkpoint keys
+#: wrapped (seconds): 48 h, beyond typical maximum walltimes. Every such use still
+#: needs fresh evidence answering a new single-use nonce, so a lease outlives
+#: neither the enclave's key nor its attestation.
+ATTEMPT_LEASE_S = 48 * 3600
 
 
 class LocalCustodian:
@@ -244,7 +249,8 @@ class LocalCustodian:
         except NotFound as exc:
             self._deny(request, [exc.message])
             raise PolicyDenied("release refused", reasons=[exc.message]) from exc
-        if job.site != request.site or dataset.id not in job.request["dataset_ids"]:
+        sites = job.site.split(",")  # a multi-site job: the sites its owners permit
+        if request.site not in sites or dataset.id not in job.request["dataset_ids"]:
             reason = "request does not match the registered job (site or dataset)"
             self._deny(request, [reason])
             raise PolicyDenied("release refused", reasons=[reason])
@@ -323,6 +329,7 @@ class LocalCustodian:
                 "hpke_suite": suite.value,
                 "agreement_id": decision.agreement_id,
                 "expires_at": expires,
+                "lease_expires_at": rfc3339(now + timedelta(seconds=ATTEMPT_LEASE_S)),
             },
         )
         GrantStore(self._state.nation_dir(self._nation) / "grants.db").issue(
@@ -331,7 +338,7 @@ class LocalCustodian:
             attempt_id=request.attempt_id,
             dataset_id=dataset.id,
             request_digest=request.digest(),
-            expires=expiry,
+            expires=now + timedelta(seconds=ATTEMPT_LEASE_S),
         )
         dek = keystore.unwrap(
             wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"])

@@ -1,8 +1,9 @@
 """Per-attempt grant state of one custodian (SQLite, in the nation's directory).
 
 A grant released by :meth:`LocalCustodian.release_key` is recorded here, bound to
-(job, attempt, request digest, dataset) with its expiry (120 s). When the attempt
-later asks the same custodian to wrap an output DEK it must present that grant's
+(job, attempt, request digest, dataset) with the attempt's lease expiry (48 h:
+``ATTEMPT_LEASE_S``; the sealed DEK itself is for immediate use). When the
+attempt later asks the same custodian to wrap an output DEK it must present that grant's
 id; :meth:`GrantStore.use` refuses, with a specific reason, a grant that
 
 * was not issued by this custodian (another nation's, or invented): *foreign*;

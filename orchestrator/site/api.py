@@ -8,6 +8,9 @@ A workflow module (``workflows/*.py``) is plain Python that the enclave measures
     task becomes one Parsl task and one enclave attempt.
 ``run_task(ctx: TaskContext) -> TaskOutput``
     Train or evaluate one task on plaintext that exists only in the enclave's memory.
+    Long trainings call ``ctx.save_checkpoint`` every few epochs and start with
+    ``ctx.load_checkpoint()``, so that a retried attempt resumes where a lost one
+    stopped (:mod:`orchestrator.site.checkpoint`).
 
 and may define ``summarize(results: dict[str, dict[str, float]]) -> dict[str, float]``
 to aggregate the per-task metrics printed after the job.
@@ -97,4 +100,26 @@ class TaskContext(Protocol):
 
     def progress(self, done: int, total: int) -> None:
         """Report training progress (e.g. epochs done out of total)."""
+        ...
+
+    def save_checkpoint(self, state_bytes: bytes, epoch: int) -> None:
+        """Seal and durably store this task's training state after ``epoch``.
+
+        ``state_bytes`` is serialised in memory (``torch.save`` into
+        ``io.BytesIO`` of model, optimiser and RNG state); the enclave seals it
+        under a fresh DEK and the job's derived label, has every owner wrap that
+        DEK, writes it atomically and logs ``checkpoint.sealed``. It replaces the
+        task's previous checkpoint. Without a checkpoint store (an in-process
+        run) this does nothing.
+        """
+        ...
+
+    def load_checkpoint(self) -> tuple[bytes, int] | None:
+        """Return ``(state_bytes, epoch)`` of this task's last checkpoint, or None.
+
+        A retried attempt (a new enclave: fresh attestation and grants) gets the
+        state a lost attempt saved; the first attempt gets ``None``. Raises
+        :class:`~orchestrator.errors.IntegrityError` if the checkpoint does not
+        verify.
+        """
         ...

@@ -12,6 +12,11 @@ An :class:`Enclave` lives for exactly one attempt. It
     every owner's custodian wrap that DEK under its KEK, presenting the grant id
     that custodian released to this attempt (grants are per attempt, 120 s).
 
+During (5) the workflow may seal checkpoints the same way (fresh DEK, wrapped by
+every owner), plus a wrap under a key derived from the dataset DEK, so a retried
+attempt can resume after fresh attestation and grants
+(:mod:`orchestrator.site.checkpoint`).
+
 The HPKE suite of the enclave key (RFC 9180; ``suite``) must be the one the
 applicable agreement names (``hpke_suite``, returned by each custodian's
 ``decide``); custodians refuse a release to a key of another suite.
@@ -27,6 +32,7 @@ import types
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.canonical import b64d, b64e, digest_of
@@ -46,6 +52,12 @@ from orchestrator.measurement import code_measurement
 from orchestrator.release import Custodian, ReleaseRequest, WrappedKey, WrapRequest
 from orchestrator.site.api import Table, TaskOutput
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.site.checkpoint import (
+    OnEvent,
+    SealedCheckpoints,
+    checkpoint_dir,
+    resume_key,
+)
 from orchestrator.tabular import parse_csv
 
 CustodianConnector = Callable[[str], Custodian]
@@ -67,12 +79,20 @@ class _Context:
     params: dict[str, Any]
     _table: Table
     updates: list[tuple[int, int]] = field(default_factory=list)
+    checkpoints: SealedCheckpoints | None = None
 
     def dataset(self) -> Table:
         return self._table
 
     def progress(self, done: int, total: int) -> None:
         self.updates.append((done, total))
+
+    def save_checkpoint(self, state_bytes: bytes, epoch: int) -> None:
+        if self.checkpoints is not None:  # no store: an in-process run, no-op
+            self.checkpoints.save(state_bytes, epoch)
+
+    def load_checkpoint(self) -> tuple[bytes, int] | None:
+        return None if self.checkpoints is None else self.checkpoints.load()
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class Enclave:
         self.grants: list[str] = []
         self._grant_of: dict[str, str] = {}  # owner -> this attempt's grant id
         self.measurement = ""
+        self._resume_key = b""  # derived from the dataset DEK (checkpoints)
 
     def _evidence_for(self, custodian: Custodian) -> Any:
         return self._attester.attest(
@@ -152,11 +173,15 @@ class Enclave:
             )
             self.grants.append(grant.grant_id)
             self._grant_of[owner] = grant.grant_id
+        dataset_dek = combine_dek_shares(deks)
         header, plaintext = open_bytes(
-            sealed.ciphertext,
-            combine_dek_shares(deks),
-            expected_object_id=sealed.dataset_id,
+            sealed.ciphertext, dataset_dek, expected_object_id=sealed.dataset_id
         )
+        self._resume_key = resume_key(
+            dataset_dek, dataset_id=sealed.dataset_id, job_id=self.job_id,
+            task=self.task,
+        )
+        del dataset_dek, deks
         if header.label != sealed.label or header.manifest_digest != digest_of(
             sealed.manifest
         ):
@@ -184,10 +209,20 @@ class Enclave:
         sealed: SealedInput,
         owners_hpke: dict[str, bytes],
         model_object_id: str,
+        state_root: Path | None = None,
+        on_event: OnEvent | None = None,
     ) -> tuple[dict[str, float], SealedOutput | None]:
-        """Run the whole attempt; return its metrics and sealed model (if any)."""
+        """Run the whole attempt; return its metrics and sealed model (if any).
+
+        With ``state_root`` and ``on_event`` the workflow may save and load sealed
+        checkpoints (:mod:`orchestrator.site.checkpoint`) under
+        ``<state_root>/objects/checkpoints/<job>/<task>.*``.
+        """
         self.measurement = code_measurement(workflow_source)  # (2)
         table = self.open_input(sealed)
+        store = None
+        if state_root is not None and on_event is not None:
+            store = self.checkpoint_store(state_root, sealed, owners_hpke, on_event)
         module = types.ModuleType(f"sovereign_workflow_{workflow_name}")
         try:
             exec(compile(workflow_source, workflow_name, "exec"), module.__dict__)
@@ -195,11 +230,43 @@ class Enclave:
             raise ConfigError(
                 f"workflow code does not compile: {exc}", source=workflow_name
             ) from exc
-        output: TaskOutput = module.run_task(_Context(self.task, params, table))  # (5)
+        context = _Context(self.task, params, table, checkpoints=store)
+        output: TaskOutput = module.run_task(context)  # (5)
         if output.model_state is None:
             return dict(output.metrics), None
         return dict(output.metrics), self._seal_model(  # (6)
             output, sealed, owners_hpke, model_object_id
+        )
+
+    def checkpoint_store(
+        self,
+        state_root: Path,
+        sealed: SealedInput,
+        owners_hpke: dict[str, bytes],
+        on_event: OnEvent,
+    ) -> SealedCheckpoints:
+        """This attempt's view of the task's sealed checkpoints (after open_input)."""
+        if not self._resume_key:
+            raise ConfigError("checkpoints need the input opened first")
+        return SealedCheckpoints(
+            checkpoint_dir(state_root, self.job_id),
+            job_id=self.job_id,
+            task=self.task,
+            site=self.site,
+            attempt_id=self.attempt_id,
+            code_measurement=self.measurement,
+            label=derive_label([Label.from_json(sealed.label)]).to_json(),
+            inputs=[
+                {
+                    "dataset_id": sealed.dataset_id,
+                    "manifest_digest": digest_of(sealed.manifest),
+                }
+            ],
+            key=self._resume_key,
+            wrap_for_owners=lambda dek, object_id, label: self._wrap_for_owners(
+                dek, object_id, label, sealed, owners_hpke
+            ),
+            on_event=on_event,
         )
 
     def _seal_model(
@@ -235,6 +302,25 @@ class Enclave:
             label=label,
             manifest_digest=digest_of(manifest),
         )
+        return SealedOutput(
+            object_id=object_id,
+            label=label,
+            manifest=manifest,
+            ciphertext=ciphertext,
+            wrapped_keys=self._wrap_for_owners(
+                dek, object_id, label, sealed, owners_hpke
+            ),
+        )
+
+    def _wrap_for_owners(
+        self,
+        dek: bytes,
+        object_id: str,
+        label: dict[str, Any],
+        sealed: SealedInput,
+        owners_hpke: dict[str, bytes],
+    ) -> dict[str, dict[str, Any]]:
+        """Have every owner's custodian wrap ``dek`` (of a model or checkpoint)."""
         wrapped: dict[str, dict[str, Any]] = {}
         for owner in sorted(Label.from_json(label, derived=True).owners):
             custodian = self._connect(owner)
@@ -263,10 +349,4 @@ class Enclave:
             )
             key: WrappedKey = custodian.wrap_key(request)
             wrapped[owner] = key.to_json()
-        return SealedOutput(
-            object_id=object_id,
-            label=label,
-            manifest=manifest,
-            ciphertext=ciphertext,
-            wrapped_keys=wrapped,
-        )
+        return wrapped

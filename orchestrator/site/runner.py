@@ -22,6 +22,7 @@ from orchestrator.embedded import custodian_connector
 from orchestrator.ledger import CustodyEvent, CustodyLog, utc_now
 from orchestrator.provenance import build_statement, dsse_sign
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.site.checkpoint import remove_task_checkpoints
 from orchestrator.site.enclave import Enclave, SealedInput
 from orchestrator.state import StateDir
 
@@ -78,6 +79,9 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
     dataset = spec["dataset"]
     dataset_ciphertext = Path(dataset["path"]).read_bytes()
     started_on = utc_now()
+
+    def on_event(kind: str, body: dict[str, Any]) -> None:  # checkpoint.*
+        log.append(CustodyEvent.create(kind, actor, body), site_key)
     try:
         metrics, model = enclave.run(
             workflow_source=spec["workflow_source"].encode(),
@@ -91,6 +95,8 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
             ),
             owners_hpke={n: b64d(k) for n, k in spec["owners_hpke"].items()},
             model_object_id=spec["model_object_id"],
+            state_root=state.root,
+            on_event=on_event,
         )
     except Exception as exc:
         log.append(
@@ -140,4 +146,5 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         }
         completed["model_object_id"] = model.object_id
     log.append(CustodyEvent.create("task.completed", actor, completed), site_key)
+    remove_task_checkpoints(state.root, spec["job_id"], spec["task"])
     return result

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.canonical import digest_of
-from orchestrator.crypto import HpkeSuite, atomic_write_bytes
+from orchestrator.crypto import atomic_write_bytes
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import ConfigError, DispatchError, SovereignError
 from orchestrator.labels import Label
@@ -33,6 +33,7 @@ from orchestrator.provenance import statement_digest
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.release import JobRequest
 from orchestrator.state import StateDir
+from orchestrator.submit import placement as place
 from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
 from orchestrator.submit.siteconfig import SiteConfig, to_parsl_config
 from orchestrator.submit.workflow import Workflow, load_workflow
@@ -49,6 +50,9 @@ class JobResult:
     model_ids: list[str] = field(default_factory=list)
     first_result_s: float = 0.0
     elapsed_s: float = 0.0
+    sites: list[str] = field(default_factory=list)
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+    selection: str = ""
 
 
 class ProgressSink:
@@ -77,11 +81,14 @@ def _summarize(
 def submit(
     state: StateDir,
     workflow_path: Path,
-    site_name: str,
+    site_name: str | None = None,
     *,
+    sites: list[str] | None = None,
     progress: ProgressSink | None = None,
 ) -> JobResult:
     """Run the workflow at ``workflow_path`` on site ``site_name``; see module doc.
+
+    ``sites``: several (:mod:`~orchestrator.submit.placement`); neither: the best.
 
     Raises
     ------
@@ -96,6 +103,8 @@ def submit(
     """
     import time
 
+    from orchestrator.submit.jobs import RecordingSink, sync_tasks
+
     sink = progress or ProgressSink()
     clock0 = time.monotonic()
     registry = Registry(state.registry_db)
@@ -103,7 +112,8 @@ def submit(
     signer = orchestrator_signer(state)
     workflow = load_workflow(workflow_path)  # (1)
     wf = workflow.manifest
-    site = registry.site(site_name)
+    names, selection = place.choose_sites(state, workflow_path, site_name, sites)
+    site, *_ = [registry.site(n) for n in names]  # NotFound before any logging
     dataset = registry.dataset(wf.workflow.dataset)
     task_names = workflow.tasks()
     job_id = "job-" + uuid.uuid4().hex[:16]
@@ -111,6 +121,7 @@ def submit(
         "dataset_ids": [dataset.id],
         "priority_area": wf.workflow.priority_area,
         "gpu_hours": wf.resources.gpu_hours,
+        "gpus_per_task": wf.resources.gpus_per_task,
         "workflow": wf.workflow.name,
         "workflow_digest": digest_of(wf.model_dump(mode="json")),
         "tasks": task_names,
@@ -119,7 +130,7 @@ def submit(
         JobRecord(
             id=job_id,
             workflow=wf.workflow.name,
-            site=site.name,  # (2)
+            site=",".join(names),  # (2)
             request=request,
             measurement=workflow.measurement,
             state="submitted",
@@ -135,6 +146,7 @@ def submit(
             {
                 "job_id": job_id,
                 "site": site.name,
+                "sites": names,
                 "code_measurement": workflow.measurement,
                 **request,
             },
@@ -158,23 +170,25 @@ def submit(
             ),
             signer,
         )
+        sync_tasks(state, job_id)
 
-    sink.stage("policy decisions by each owner's custodian")
+    sink.stage(selection or "policy decisions by each owner's custodian")
     connect = custodian_connector(state)
     try:
-        suites = set()
-        for owner in sorted(Label.from_json(dataset.label).owners):  # (3)
-            decision = connect(owner).decide(
+        permitted, excluded, suites = place.gate_sites(  # (3) every owner, every site
+            lambda owner, name: connect(owner).decide(
                 JobRequest(
                     job_id=job_id,
                     dataset_id=dataset.id,
-                    site=site.name,
+                    site=name,
                     priority_area=wf.workflow.priority_area,
                     gpu_hours=wf.resources.gpu_hours,
                     code_measurement=workflow.measurement,
                 )
-            )
-            suites.add(str(decision.get("hpke_suite", HpkeSuite.X25519.value)))
+            ),
+            names,
+            sorted(Label.from_json(dataset.label).owners),
+        )
         if len(suites) != 1:  # each owner names the HPKE suite of its agreement
             raise ConfigError(
                 f"owners' agreements require different HPKE suites: {sorted(suites)}",
@@ -184,8 +198,12 @@ def submit(
         fail(exc)
         raise
     hpke_suite = suites.pop()
-    result = JobResult(job_id=job_id)
-    sink.stage(f"dispatching {len(task_names)} enclave tasks to site {site.name}")
+    registry.set_job_site(job_id, ",".join(permitted))  # releases: these sites only
+    result = JobResult(job_id, sites=permitted, excluded=excluded, selection=selection)
+    placed = place.assign(task_names, permitted)  # task -> site, round-robin
+    configs = {n: SiteConfig.model_validate(registry.site(n).config) for n in permitted}
+    sink = RecordingSink(sink, state, job_id)  # the tasks table, as results arrive
+    sink.stage(f"dispatching {len(task_names)} enclave tasks to {', '.join(permitted)}")
     sink.tasks_planned(task_names)
     try:
         # Checkpoints every 64 entries or 5 s while the job runs, and at its end.
@@ -193,8 +211,8 @@ def submit(
             outputs = _dispatch(
                 state,
                 workflow,
-                site.name,
-                SiteConfig.model_validate(site.config),
+                permitted[0],
+                configs[permitted[0]],
                 job_id,
                 dataset,
                 task_names,
@@ -202,6 +220,7 @@ def submit(
                 result,
                 clock0,
                 hpke_suite,
+                placement={t: configs[s] for t, s in placed.items()},
             )  # (4)
         for name in task_names:  # (5)
             out = outputs[name]
@@ -214,7 +233,7 @@ def submit(
                         log,
                         signer,
                         job_id,
-                        site.name,
+                        placed[name],
                         dataset,
                         out,
                         workflow.measurement,
@@ -225,6 +244,7 @@ def submit(
         raise
     result.summary = _summarize(workflow, result.tasks)
     registry.finish_job(job_id, "completed", result.summary, rfc3339(system_clock()))
+    sync_tasks(state, job_id)
     log.append(
         CustodyEvent.create(
             "job.completed",
@@ -250,6 +270,7 @@ def _dispatch(
     result: JobResult,
     clock0: float,
     hpke_suite: str,
+    placement: dict[str, SiteConfig] | None = None,
 ) -> dict[str, dict[str, Any]]:
     import concurrent.futures
     import time
@@ -257,21 +278,25 @@ def _dispatch(
     import parsl
 
     from orchestrator.site.runner import enclave_task
+    from orchestrator.submit.retry import logged_retry_handler
 
     registry = Registry(state.registry_db)
     owners = sorted(Label.from_json(dataset.label).owners)
     owners_hpke = {o: registry.nation(o).hpke_public for o in owners}
     run_dir = state.runinfo_dir / job_id
-    dfk = parsl.load(to_parsl_config(config, run_dir))
+    more = place.further_sites(site, placement)  # multi-site: one executor per site
+    parsl_config = to_parsl_config(config, run_dir, more=more)
+    parsl_config.retry_handler = logged_retry_handler(state, parsl_config.retries)
+    dfk = parsl.load(parsl_config)
     try:
-        app = parsl.python_app(enclave_task, executors=[config.site.name])
+        app = place.site_router(enclave_task, (config, *more))  # by spec["site"]
         futures = {}
         for name in task_names:
             spec = {
                 "state_dir": str(state.root),
                 "job_id": job_id,
                 "task": name,
-                "site": site,
+                "site": placement[name].site.name if placement else site,
                 "workflow_name": workflow.manifest.workflow.name,
                 "priority_area": workflow.manifest.workflow.priority_area,
                 "workflow_source": workflow.source.decode("utf-8"),

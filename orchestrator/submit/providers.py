@@ -25,6 +25,7 @@ import importlib
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,7 @@ def build_config(
     run_dir: Path,
     *,
     endpoint_executor: EndpointFactory | None = None,
+    more: Sequence[SiteConfig] = (),
 ) -> Any:
     """Return the ``parsl.config.Config`` of a validated site config.
 
@@ -306,18 +308,46 @@ def build_config(
     endpoint_executor
         For ``globus-compute`` sites: builds the ``globus_compute_sdk.Executor``
         bound to the endpoint (or a stand-in); default :func:`sdk_endpoint_executor`.
+    more
+        Further sites for one multi-site job: one executor each, labelled with its
+        site name, in the same ``Config`` (as in Parsl's multi-site examples).
 
     Returns
     -------
     parsl.config.Config
-        One executor labelled with the site name; ``retries=0`` (security failures
-        are never retried); ``strategy_period`` (seconds) from the provider table.
+        One executor per site labelled with the site name; ``retries`` from the first
+        site's executor table (default 2) with
+        :func:`orchestrator.submit.retry.make_retry_handler` (transient failures
+        cost 1, security failures are never retried); ``strategy_period``
+        (seconds): the smallest of the provider tables; a ``MonitoringHub``
+        writing ``<run_dir>/monitoring.db`` when any site's ``[executor]
+        monitoring`` is on.
     """
     from parsl.config import Config
 
+    from orchestrator.submit.retry import DEFAULT_RETRIES, make_retry_handler
+
     ensure_parsl_on_path()
-    executor = build_executor(config, endpoint_executor=endpoint_executor)
-    period = config.provider.strategy_period if config.provider else 1.0
+    # Transient failures cost 1 within the first site's budget; security never.
+    retries = int(getattr(config.executor, "retries", DEFAULT_RETRIES))
+    sites = [config, *more]
+    executors = [build_executor(c, endpoint_executor=endpoint_executor) for c in sites]
+    period = min(c.provider.strategy_period if c.provider else 1.0 for c in sites)
+    monitoring = None
+    if any(getattr(c.executor, "monitoring", False) for c in sites):
+        from parsl.monitoring import MonitoringHub
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        monitoring = MonitoringHub(
+            hub_address="127.0.0.1",
+            logging_endpoint=f"sqlite:///{run_dir / 'monitoring.db'}",
+            resource_monitoring_interval=1.0,
+        )
     return Config(
-        executors=[executor], run_dir=str(run_dir), strategy_period=period, retries=0
+        executors=executors,
+        run_dir=str(run_dir),
+        strategy_period=period,
+        retries=retries,
+        retry_handler=make_retry_handler(retries),
+        monitoring=monitoring,
     )

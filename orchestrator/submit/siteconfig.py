@@ -236,6 +236,12 @@ class _HtexBase(BaseModel):
     heartbeat_period: int = Field(default=5, ge=1, description="seconds")
     heartbeat_threshold: int = Field(default=30, ge=2, description="seconds")
     address: str = Field(default="127.0.0.1", pattern=_NAME)
+    #: Parsl ``Config.retries``: retries of a task after a transient failure (worker
+    #: or manager lost, timeout); security failures are never retried
+    #: (:mod:`orchestrator.submit.retry`).
+    retries: int = Field(default=2, ge=0, le=10)
+    #: Parsl monitoring (``MonitoringHub``) into ``<run dir>/monitoring.db``.
+    monitoring: bool = False
 
 
 class HtexSection(_HtexBase):
@@ -366,11 +372,15 @@ def to_parsl_config(
     run_dir: Path,
     *,
     endpoint_executor: EndpointFactory | None = None,
+    more: tuple[SiteConfig, ...] = (),
 ) -> Any:
-    """Render a validated site config into a ``parsl.config.Config``.
+    """Render validated site configs into one ``parsl.config.Config``.
 
-    See :func:`orchestrator.submit.providers.build_config` (parameters, returns).
+    See :func:`orchestrator.submit.providers.build_config` (parameters, returns);
+    ``more`` adds one executor per further site (multi-site jobs).
     """
     from orchestrator.submit.providers import build_config
 
-    return build_config(config, run_dir, endpoint_executor=endpoint_executor)
+    return build_config(
+        config, run_dir, endpoint_executor=endpoint_executor, more=more
+    )

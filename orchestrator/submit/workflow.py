@@ -3,7 +3,8 @@
 ::
 
     [workflow]   name, code (path relative to the TOML), dataset, priority_area
-    [resources]  gpu_hours (requested allocation, GPU-hours), cpus_per_task
+    [resources]  gpu_hours (requested allocation, GPU-hours), cpus_per_task,
+                 gpus_per_task, nodes, accelerator (site selection)
     [training]   free-form parameters handed to the workflow's run_task
 """
 
@@ -40,6 +41,9 @@ class ResourcesSection(BaseModel):
     model_config = _STRICT
     gpu_hours: float = Field(ge=0, allow_inf_nan=False, description="GPU-hours")
     cpus_per_task: int = Field(default=1, ge=1, le=1024)
+    gpus_per_task: int = Field(default=0, ge=0, le=64, description="GPUs per task")
+    nodes: int = Field(default=1, ge=1, le=1_000_000, description="nodes per task")
+    accelerator: str = Field(default="", max_length=128, description="GPU model")
 
 
 class WorkflowManifest(BaseModel):

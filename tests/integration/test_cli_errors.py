@@ -14,11 +14,19 @@ from orchestrator.ledger import CustodyLog
 from orchestrator.registry import Registry
 
 
-def _snapshot(state: Path) -> dict[str, int]:
+def _snapshot(state: Path) -> dict[str, object]:
+    """What a failed command must not change: the set of files (SQLite's -wal/-shm
+    aside), the registered datasets and the custody log's length. (File sizes are
+    not compared: SQLite may fold its write-ahead log into the database at any
+    time.)"""
     return {
-        str(p.relative_to(state)): p.stat().st_size
-        for p in state.rglob("*")
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        "files": sorted(
+            str(p.relative_to(state))
+            for p in state.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        ),
+        "datasets": [d.id for d in Registry(state / "registry.db").datasets()],
+        "custody": CustodyLog(state / "custody.db").size(),
     }
 
 

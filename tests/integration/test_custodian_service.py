@@ -333,7 +333,9 @@ def test_sonar_workflow_end_to_end_with_aus_as_a_service(
         assert health["pid"] == served.service.proc.pid  # type: ignore[union-attr]
         assert health["served"]["release"] == 14
         assert health["served"]["decide"] == 1
-        assert health["served"]["wrap"] == len(result.model_ids)
+        checkpoints = log.find("checkpoint.sealed", job_id=result.job_id)
+        # One wrap per sealed model and per sealed checkpoint (AUS is the only owner).
+        assert health["served"]["wrap"] == len(result.model_ids) + len(checkpoints)
         access = served.service.log.read_text()
         assert access.count('"POST /v1/release HTTP/1.1" 200') == 14
 

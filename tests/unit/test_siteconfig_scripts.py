@@ -147,7 +147,7 @@ def test_to_parsl_config_local(tmp_path: Path) -> None:
     assert isinstance(ex, HighThroughputExecutor) and ex.label == "local"
     assert isinstance(ex.provider, LocalProvider)
     assert isinstance(ex.provider.launcher, SingleNodeLauncher)
-    assert (cfg.strategy_period, cfg.retries, cfg.run_dir) == (0.5, 0, str(tmp_path))
+    assert (cfg.strategy_period, cfg.retries, cfg.run_dir) == (0.5, 2, str(tmp_path))
 
 
 def test_to_parsl_config_slurm_and_mpi(tmp_path: Path) -> None:

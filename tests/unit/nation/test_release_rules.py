@@ -230,7 +230,9 @@ def test_grant_misuse_is_refused(tmp_path: Path, misuse: str) -> None:
         aus.wrap_key(_wrap(world, aus, key, grant.grant_id))
         request = _wrap(world, aus, key, grant.grant_id)
     elif misuse == "expired":
-        now[0] += timedelta(seconds=121)
+        from orchestrator.nation.custodian import ATTEMPT_LEASE_S
+
+        now[0] += timedelta(seconds=ATTEMPT_LEASE_S + 1)
         request = _wrap(world, aus, key, grant.grant_id, at=now[0])
     elif misuse == "other_attempt":
         aus.release_key(_request(world, aus, key, attempt="a2"))
