@@ -171,13 +171,26 @@ def _build(n_features: int, n_classes: int, p: dict[str, Any]) -> torch.nn.Seque
 
 
 def _train(ctx: TaskContext, x: torch.Tensor, y: torch.Tensor, n_classes: int,
-           p: dict[str, Any], torch_seed: int) -> tuple[torch.nn.Sequential, float]:
+           p: dict[str, Any], torch_seed: int
+           ) -> tuple[torch.nn.Sequential, float, dict[str, float]]:
     """Train a fresh MLP full-batch on standardised ``x`` (float32, (n, f)), ``y``.
 
-    Returns the model (in eval mode) and the last epoch's mean cross-entropy (nats).
+    Returns the model (in eval mode, on the CPU), the last epoch's mean
+    cross-entropy (nats) and extra metrics. With ``ctx.world_size > 1`` (a
+    multi-rank task whose torch.distributed group is up) the model is wrapped in
+    ``DistributedDataParallel``: every rank runs the full batch, so the averaged
+    gradient equals the single-process one and so do the weights; the extra
+    metrics are then ``world_size`` and ``params_in_sync`` (1.0 when an
+    all-gather of the flattened parameters finds them identical on every rank).
     """
+    world = int(getattr(ctx, "world_size", 1))
+    ddp = world > 1 and bool(getattr(ctx, "distributed", False))
+    device = torch.device("cpu")
+    if ddp and torch.distributed.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    x, y = x.to(device), y.to(device)
     torch.manual_seed(torch_seed)
-    model = _build(x.shape[1], n_classes, p)
+    model = _build(x.shape[1], n_classes, p).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(p["learning_rate"]),
                            weight_decay=float(p["weight_decay"]))
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -186,10 +199,13 @@ def _train(ctx: TaskContext, x: torch.Tensor, y: torch.Tensor, n_classes: int,
     save_every = int(p["checkpoint_every"])
     loss = torch.zeros(())
     start = _resume(ctx, model, opt) if save_every else 0
+    net: torch.nn.Module = model
+    if ddp:  # after _resume: DDP broadcasts rank 0's (identical) weights
+        net = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
     for epoch in range(start + 1, epochs + 1):
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
         if epoch % every == 0 or epoch == epochs:
@@ -197,7 +213,19 @@ def _train(ctx: TaskContext, x: torch.Tensor, y: torch.Tensor, n_classes: int,
         if save_every and epoch % save_every == 0 and epoch < epochs:
             _checkpoint(ctx, model, opt, epoch)
     model.eval()
-    return model, float(loss.detach())
+    extra: dict[str, float] = {}
+    if ddp:
+        extra = {"world_size": float(world), "params_in_sync": _params_in_sync(model)}
+    return model.cpu(), float(loss.detach()), extra
+
+
+def _params_in_sync(model: torch.nn.Module) -> float:
+    """1.0 if every rank holds bit-identical parameters (all-gather), else 0.0."""
+    flat = torch.cat([t.detach().reshape(-1) for t in model.parameters()])
+    gathered = [torch.zeros_like(flat)
+                for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(gathered, flat)
+    return float(all(torch.equal(gathered[0], g) for g in gathered))
 
 
 def _checkpoint(ctx: TaskContext, model: torch.nn.Module,
@@ -305,7 +333,7 @@ def _run_task(ctx: TaskContext, p: dict[str, Any]) -> TaskOutput:
         mean, std = _standardiser(features)
         x = torch.from_numpy((features - mean) / std)
         y = torch.from_numpy(labels)
-        model, loss = _train(ctx, x, y, n_classes, p, seed * 1000 + n_folds)
+        model, loss, extra = _train(ctx, x, y, n_classes, p, seed * 1000 + n_folds)
         buf = io.BytesIO()
         torch.save({"state_dict": model.state_dict(),
                     "mean": torch.from_numpy(mean), "std": torch.from_numpy(std),
@@ -324,7 +352,7 @@ def _run_task(ctx: TaskContext, p: dict[str, Any]) -> TaskOutput:
         }
         metrics = {"train_accuracy": _accuracy(model, x, y), "final_loss": loss,
                    "rows": float(table.n_rows),
-                   "wall_seconds": time.perf_counter() - started}
+                   "wall_seconds": time.perf_counter() - started, **extra}
         return TaskOutput(metrics=metrics, model_state=buf.getvalue(), model_card=card)
 
     prefix, _, number = ctx.task.partition("-")
@@ -337,11 +365,12 @@ def _run_task(ctx: TaskContext, p: dict[str, Any]) -> TaskOutput:
     y_train = torch.from_numpy(labels[~test])
     x_test = torch.from_numpy((features[test] - mean) / std)
     y_test = torch.from_numpy(labels[test])
-    model, loss = _train(ctx, x_train, y_train, n_classes, p, seed * 1000 + fold)
+    model, loss, extra = _train(ctx, x_train, y_train, n_classes, p,
+                                seed * 1000 + fold)
     metrics = {"test_accuracy": _accuracy(model, x_test, y_test),
                "train_accuracy": _accuracy(model, x_train, y_train),
                "test_rows": float(int(test.sum())), "final_loss": loss,
-               "wall_seconds": time.perf_counter() - started}
+               "wall_seconds": time.perf_counter() - started, **extra}
     return TaskOutput(metrics=metrics)
 
 

@@ -80,6 +80,9 @@ class _Context:
     _table: Table
     updates: list[tuple[int, int]] = field(default_factory=list)
     checkpoints: SealedCheckpoints | None = None
+    rank: int = 0  # this MPI rank (0 in a single-process task)
+    world_size: int = 1  # ranks of the task; > 1: torch.distributed is initialised
+    distributed: bool = False  # whether torch.distributed's process group is up
 
     def dataset(self) -> Table:
         return self._table
@@ -88,7 +91,8 @@ class _Context:
         self.updates.append((done, total))
 
     def save_checkpoint(self, state_bytes: bytes, epoch: int) -> None:
-        if self.checkpoints is not None:  # no store: an in-process run, no-op
+        # No store (an in-process run) or not rank 0 (ranks hold the same state):
+        if self.checkpoints is not None and self.rank == 0:  # one writer, no-op else
             self.checkpoints.save(state_bytes, epoch)
 
     def load_checkpoint(self) -> tuple[bytes, int] | None:
@@ -118,11 +122,12 @@ class Enclave:
         attester: SoftwareAttester,
         connect: CustodianConnector,
         suite: HpkeSuite = HpkeSuite.X25519,
+        attempt_id: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.task = task
         self.site = site
-        self.attempt_id = uuid.uuid4().hex
+        self.attempt_id = attempt_id or uuid.uuid4().hex
         self._attester = attester
         self._connect = connect
         self._suite = suite
@@ -211,8 +216,16 @@ class Enclave:
         model_object_id: str,
         state_root: Path | None = None,
         on_event: OnEvent | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        distributed: bool = False,
     ) -> tuple[dict[str, float], SealedOutput | None]:
         """Run the whole attempt; return its metrics and sealed model (if any).
+
+        In a multi-rank task (:mod:`orchestrator.site.mpi_runner`) every rank is an
+        enclave of its own; the context exposes ``rank``, ``world_size`` and
+        ``distributed``, only rank 0 saves checkpoints, and only rank 0 seals the
+        model (the others return ``None``).
 
         With ``state_root`` and ``on_event`` the workflow may save and load sealed
         checkpoints (:mod:`orchestrator.site.checkpoint`) under
@@ -230,9 +243,12 @@ class Enclave:
             raise ConfigError(
                 f"workflow code does not compile: {exc}", source=workflow_name
             ) from exc
-        context = _Context(self.task, params, table, checkpoints=store)
+        context = _Context(
+            self.task, params, table, checkpoints=store, rank=rank,
+            world_size=world_size, distributed=distributed,
+        )
         output: TaskOutput = module.run_task(context)  # (5)
-        if output.model_state is None:
+        if output.model_state is None or rank != 0:
             return dict(output.metrics), None
         return dict(output.metrics), self._seal_model(  # (6)
             output, sealed, owners_hpke, model_object_id

@@ -27,8 +27,21 @@ from orchestrator.site.enclave import Enclave, SealedInput
 from orchestrator.state import StateDir
 
 
-def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
+def enclave_task(
+    spec: dict[str, Any],
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    distributed: bool = False,
+    attempt_id: str | None = None,
+) -> dict[str, Any]:
     """Run one attempt of ``spec["task"]`` inside a fresh enclave.
+
+    In a multi-rank task (:mod:`orchestrator.site.mpi_runner`) each rank calls this
+    with its ``rank``, the ``world_size``, whether torch.distributed is up, and its
+    own ``attempt_id``: every rank attests and receives its own DEK release. Only
+    rank 0 logs ``task.started``/``task.completed`` (with ``world_size``), seals
+    the model and removes the task's checkpoints; any rank logs ``task.failed``.
 
     Parameters
     ----------
@@ -65,6 +78,7 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         attester=SoftwareAttester(site, site_key),
         connect=custodian_connector(state),
         suite=HpkeSuite(spec.get("hpke_suite", HpkeSuite.X25519.value)),
+        attempt_id=attempt_id,
     )
     started = {
         "job_id": spec["job_id"],
@@ -75,7 +89,10 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),  # batch job holding the block
         "pbs_job_id": os.environ.get("PBS_JOBID"),
     }
-    log.append(CustodyEvent.create("task.started", actor, started), site_key)
+    if world_size > 1:
+        started.update(rank=rank, world_size=world_size)
+    if rank == 0:
+        log.append(CustodyEvent.create("task.started", actor, started), site_key)
     dataset = spec["dataset"]
     dataset_ciphertext = Path(dataset["path"]).read_bytes()
     started_on = utc_now()
@@ -97,6 +114,9 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
             model_object_id=spec["model_object_id"],
             state_root=state.root,
             on_event=on_event,
+            rank=rank,
+            world_size=world_size,
+            distributed=distributed,
         )
     except Exception as exc:
         log.append(
@@ -145,6 +165,7 @@ def enclave_task(spec: dict[str, Any]) -> dict[str, Any]:
             "provenance": dsse_sign(statement, site_key),
         }
         completed["model_object_id"] = model.object_id
-    log.append(CustodyEvent.create("task.completed", actor, completed), site_key)
-    remove_task_checkpoints(state.root, spec["job_id"], spec["task"])
+    if rank == 0:
+        log.append(CustodyEvent.create("task.completed", actor, completed), site_key)
+        remove_task_checkpoints(state.root, spec["job_id"], spec["task"])
     return result

@@ -28,6 +28,7 @@ Resources: ``wall_seconds`` from the attempt's ``task.started`` to its end event
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -89,6 +90,7 @@ SCHEDULER_STATES: dict[str, TaskState] = {
 }
 
 _REFUSALS = frozenset({"PolicyDenied"})
+_RANK_SUFFIX = re.compile(r"-r\d+$")
 
 
 def from_parsl(state: object) -> TaskState:
@@ -159,6 +161,8 @@ def sync_tasks(state: StateDir, job_id: str) -> list[TaskRecord]:
             attempt_id = body.get("lineage", {}).get("attempt_id")
         if not isinstance(attempt_id, str):
             continue
+        # A multi-rank attempt (<attempt>-r<rank>, mpi_runner) is one row: rank 0's.
+        attempt_id = _RANK_SUFFIX.sub("-r0", attempt_id)
         row = attempts.setdefault(
             attempt_id,
             {

@@ -289,7 +289,11 @@ def _dispatch(
     parsl_config.retry_handler = logged_retry_handler(state, parsl_config.retries)
     dfk = parsl.load(parsl_config)
     try:
-        app = place.site_router(enclave_task, (config, *more))  # by spec["site"]
+        res = workflow.manifest.resources
+        app = place.site_router(  # by spec["site"]; mpi sites: nodes x ranks
+            enclave_task, (config, *more), nodes=res.nodes,
+            ranks_per_node=res.ranks_per_node,
+        )
         futures = {}
         for name in task_names:
             spec = {

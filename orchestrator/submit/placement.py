@@ -10,6 +10,7 @@ permitted sites, round-robin in the given order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -195,15 +196,34 @@ def further_sites(
 
 
 def site_router(
-    func: Callable[[dict[str, Any]], Any], configs: Sequence[SiteConfig]
+    func: Callable[[dict[str, Any]], Any],
+    configs: Sequence[SiteConfig],
+    *,
+    nodes: int = 1,
+    ranks_per_node: int = 1,
 ) -> Callable[[dict[str, Any]], Any]:
     """A Parsl ``python_app`` of ``func`` per site's executor, chosen by
-    ``spec["site"]``: each task runs on the executor labelled with its site."""
+    ``spec["site"]``: each task runs on the executor labelled with its site.
+
+    On a site whose executor is ``mpi`` the app is instead
+    :func:`orchestrator.site.mpi_runner.mpi_enclave_task`, called with
+    ``parsl_resource_specification`` for ``nodes`` x ``ranks_per_node`` ranks.
+    """
     import parsl
 
-    apps = {
-        c.site.name: parsl.python_app(func, executors=[c.site.name]) for c in configs
-    }
+    from orchestrator.site.mpi_runner import mpi_enclave_task, resource_spec
+    from orchestrator.submit.siteconfig import MpiSection
+
+    apps: dict[str, Callable[[dict[str, Any]], Any]] = {}
+    for c in configs:
+        if isinstance(c.executor, MpiSection):
+            mpi_app = parsl.python_app(mpi_enclave_task, executors=[c.site.name])
+            apps[c.site.name] = functools.partial(
+                mpi_app,
+                parsl_resource_specification=resource_spec(nodes, ranks_per_node),
+            )
+        else:
+            apps[c.site.name] = parsl.python_app(func, executors=[c.site.name])
 
     def app(spec: dict[str, Any]) -> Any:
         return apps[spec["site"]](spec)

@@ -4,7 +4,8 @@
 
     [workflow]   name, code (path relative to the TOML), dataset, priority_area
     [resources]  gpu_hours (requested allocation, GPU-hours), cpus_per_task,
-                 gpus_per_task, nodes, accelerator (site selection)
+                 gpus_per_task, nodes, accelerator (site selection),
+                 ranks_per_node (MPI ranks per node on an ``mpi`` site)
     [training]   free-form parameters handed to the workflow's run_task
 """
 
@@ -43,6 +44,10 @@ class ResourcesSection(BaseModel):
     cpus_per_task: int = Field(default=1, ge=1, le=1024)
     gpus_per_task: int = Field(default=0, ge=0, le=64, description="GPUs per task")
     nodes: int = Field(default=1, ge=1, le=1_000_000, description="nodes per task")
+    ranks_per_node: int = Field(
+        default=1, ge=1, le=1024,
+        description="MPI ranks per node (torch.distributed) on an 'mpi' site",
+    )
     accelerator: str = Field(default="", max_length=128, description="GPU model")
 
 
