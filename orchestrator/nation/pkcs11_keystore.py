@@ -44,6 +44,7 @@ import json
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from pkcs11.exceptions import (
     NoSuchToken,
     PinIncorrect,
     PKCS11Error,
+    UserAlreadyLoggedIn,
 )
 
 from orchestrator.crypto import atomic_write_bytes
@@ -68,6 +70,12 @@ from orchestrator.timeutil import Clock, system_clock
 CONFIG_FILE = "keystore.json"
 META_FILE = "kek-meta.json"
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+#: PKCS#11 login state belongs to the application, shared by all its sessions
+#: (PKCS#11 v2.40 §5.6): a second ``C_Login`` fails with CKR_USER_ALREADY_LOGGED_IN
+#: and closing a logged-in session logs every session out. The custodian service
+#: handles requests on several threads, so token access is serialised per process.
+_TOKEN_LOCK = threading.RLock()
 _WRAP_PAD = Mechanism.AES_KEY_WRAP_PAD
 
 #: Template of a KEK version: generated in the token, never extractable.
@@ -214,6 +222,12 @@ class Pkcs11Keystore(ManagedKeystore):
     # -- token access ----------------------------------------------------------
     @contextmanager
     def _session(self) -> Iterator[Any]:
+        with _TOKEN_LOCK:  # module load, token lookup and login: one thread at a time
+            session = self._open(self._token())
+            with session:
+                yield session
+
+    def _token(self) -> Any:
         cfg = self.config
         try:
             lib = pkcs11.lib(cfg.module)
@@ -222,13 +236,20 @@ class Pkcs11Keystore(ManagedKeystore):
                 f"cannot load PKCS#11 module {cfg.module}: {exc}", field="module"
             ) from exc
         try:
-            token = lib.get_token(token_label=cfg.token_label)
+            return lib.get_token(token_label=cfg.token_label)
         except NoSuchToken as exc:
             raise ConfigError(
                 f"no PKCS#11 token labelled {cfg.token_label!r}", field="token_label"
             ) from exc
+
+    def _open(self, token: Any) -> Any:
+        cfg = self.config
         try:
-            session = token.open(user_pin=cfg.pin(), rw=True)
+            return token.open(user_pin=cfg.pin(), rw=True)
+        except UserAlreadyLoggedIn:
+            # A session of this thread (re-entrant use) is logged in: the login
+            # covers every session of the application.
+            return token.open(rw=True)
         except PinIncorrect as exc:
             raise ConfigError(
                 f"PKCS#11 user PIN (from {cfg.pin_env}) is incorrect", field="pin_env"
@@ -239,8 +260,6 @@ class Pkcs11Keystore(ManagedKeystore):
                 f"{type(exc).__name__}",
                 field="token_label",
             ) from exc
-        with session:
-            yield session
 
     def _kek(self, session: Any, version: int) -> Any:
         label = _label(self._read().kek_id, version)

@@ -150,6 +150,23 @@ def test_kek_is_generated_in_the_token_and_never_extractable(
     assert json.loads(meta)["backend"] == "pkcs11" and "key" not in meta
 
 
+def test_concurrent_use_from_many_threads(token: Token, tmp_path: Path) -> None:
+    """The custodian service serves requests on several threads: PKCS#11 login is
+    per application, so concurrent sessions must not collide (regression:
+    ``UserAlreadyLoggedIn`` under concurrent releases)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Pkcs11Keystore.create(tmp_path, "TST", token.config)
+
+    def round_trip(_: int) -> bool:
+        dek = new_dek()
+        version, blob = store.wrap(dek)
+        return store.unwrap(store.kek_id, version, blob) == dek
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(round_trip, range(64)))
+
+
 def test_wrap_unwrap_round_trip_and_tampering(token: Token, tmp_path: Path) -> None:
     store = Pkcs11Keystore.create(tmp_path, "TST", token.config)
     dek = new_dek()
