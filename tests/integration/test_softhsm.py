@@ -303,9 +303,8 @@ def test_pin_and_token_errors_name_the_field(token: Token, tmp_path: Path) -> No
     assert store.primary_version == 1
 
 
-@pytest.mark.slow
-def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> None:
-    cli = Sovereign(tmp_path / "state")
+def _init_nations_with_pkcs11_aus(cli: Sovereign) -> None:
+    """AUS with its KEK in the SoftHSM token; GBR and USA with file keystores."""
     cli(
         "nation",
         "init",
@@ -321,6 +320,12 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     )
     for nation in ("GBR", "USA"):
         cli("nation", "init", nation)
+
+
+@pytest.mark.slow
+def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> None:
+    cli = Sovereign(tmp_path / "state")
+    _init_nations_with_pkcs11_aus(cli)
     aus_dir = tmp_path / "state" / "nations" / "AUS"
     config = json.loads((aus_dir / "keystore.json").read_text())
     assert config["backend"] == "pkcs11" and config["pin_env"] == PIN_ENV
@@ -387,21 +392,7 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
 
     state = StateDir(tmp_path / "state")
     cli = Sovereign(state.root)
-    cli(
-        "nation",
-        "init",
-        "AUS",
-        "--keystore",
-        "pkcs11",
-        "--pkcs11-module",
-        SOFTHSM_MODULE,
-        "--token-label",
-        LABEL,
-        "--pin-env",
-        PIN_ENV,
-    )
-    for nation in ("GBR", "USA"):
-        cli("nation", "init", nation)
+    _init_nations_with_pkcs11_aus(cli)
     cli("site", "register", "site_configs/local.toml")
     cli(
         "dataset",
