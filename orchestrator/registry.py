@@ -173,28 +173,46 @@ class Registry:
         finally:
             con.close()
 
+    def _insert(
+        self,
+        table: str,
+        values: tuple[Any, ...],
+        clash: str,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Insert one row into ``table``.
+
+        Raises
+        ------
+        AlreadyExists
+            With message ``clash`` if the row's key is already present.
+        """
+        marks = ",".join("?" * len(values))
+        with self._connect() as con:
+            try:
+                con.execute(f"INSERT INTO {table} VALUES ({marks})", values)
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(clash, source=source or str(self.path)) from exc
+
     # -- nations -------------------------------------------------------------
     def add_nation(self, rec: NationRecord) -> None:
         """Register a nation; raises :class:`AlreadyExists` if it is registered."""
-        with self._connect() as con:
-            try:
-                con.execute(
-                    "INSERT INTO nations VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        rec.code,
-                        rec.kek_id,
-                        rec.custodian_key_id,
-                        rec.custodian_public,
-                        rec.officer_key_id,
-                        rec.officer_public,
-                        rec.hpke_public,
-                        rec.created,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(
-                    f"nation {rec.code} is already initialised", source=str(self.path)
-                ) from exc
+        self._insert(
+            "nations",
+            (
+                rec.code,
+                rec.kek_id,
+                rec.custodian_key_id,
+                rec.custodian_public,
+                rec.officer_key_id,
+                rec.officer_public,
+                rec.hpke_public,
+                rec.created,
+            ),
+            f"nation {rec.code} is already initialised",
+            source=str(self.path),
+        )
 
     def nation(self, code: str) -> NationRecord:
         """Return nation ``code``; raises :class:`NotFound`."""
@@ -215,25 +233,21 @@ class Registry:
     # -- sites ---------------------------------------------------------------
     def add_site(self, rec: SiteRecord) -> None:
         """Register a site; raises :class:`AlreadyExists` if the name is taken."""
-        with self._connect() as con:
-            try:
-                con.execute(
-                    "INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        rec.name,
-                        rec.operator_nation,
-                        rec.accreditation,
-                        json.dumps(rec.config),
-                        rec.config_digest,
-                        rec.signing_key_id,
-                        rec.signing_public,
-                        rec.registered,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(
-                    f"site {rec.name!r} is already registered", source=str(self.path)
-                ) from exc
+        self._insert(
+            "sites",
+            (
+                rec.name,
+                rec.operator_nation,
+                rec.accreditation,
+                json.dumps(rec.config),
+                rec.config_digest,
+                rec.signing_key_id,
+                rec.signing_public,
+                rec.registered,
+            ),
+            f"site {rec.name!r} is already registered",
+            source=str(self.path),
+        )
 
     def site(self, name: str) -> SiteRecord:
         """Return site ``name``; raises :class:`NotFound`."""
@@ -258,25 +272,21 @@ class Registry:
     # -- datasets and models -------------------------------------------------
     def add_dataset(self, rec: SealedObjectRecord) -> None:
         """Register a sealed dataset; raises :class:`AlreadyExists` on a name clash."""
-        with self._connect() as con:
-            try:
-                con.execute(
-                    "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        rec.id,
-                        rec.name,
-                        json.dumps(rec.label),
-                        json.dumps(rec.manifest),
-                        rec.object_path,
-                        rec.sealed_digest,
-                        json.dumps(rec.wrapped_keys),
-                        rec.created,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(
-                    f"dataset {rec.name!r} is already sealed", source=str(self.path)
-                ) from exc
+        self._insert(
+            "datasets",
+            (
+                rec.id,
+                rec.name,
+                json.dumps(rec.label),
+                json.dumps(rec.manifest),
+                rec.object_path,
+                rec.sealed_digest,
+                json.dumps(rec.wrapped_keys),
+                rec.created,
+            ),
+            f"dataset {rec.name!r} is already sealed",
+            source=str(self.path),
+        )
 
     def dataset(self, ref: str) -> SealedObjectRecord:
         """Return the dataset whose id or name is ``ref``; raises :class:`NotFound`."""
@@ -360,16 +370,12 @@ class Registry:
         added: str,
     ) -> None:
         """Store an agreement document; raises :class:`AlreadyExists` on an id clash."""
-        with self._connect() as con:
-            try:
-                con.execute(
-                    "INSERT INTO agreements VALUES (?,?,?,?,?)",
-                    (agreement_id, json.dumps(document), digest, source, added),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(
-                    f"agreement {agreement_id!r} is already recorded", source=source
-                ) from exc
+        self._insert(
+            "agreements",
+            (agreement_id, json.dumps(document), digest, source, added),
+            f"agreement {agreement_id!r} is already recorded",
+            source=source,
+        )
 
     def agreement_documents(self) -> list[dict[str, Any]]:
         """All agreement documents with ``id``, ``digest``, ``source``, ``added``."""
