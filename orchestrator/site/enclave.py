@@ -28,6 +28,7 @@ TEE hardware the site's root user can still read this process's memory.
 
 from __future__ import annotations
 
+import hashlib
 import types
 import uuid
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from orchestrator.crypto import (
     open_bytes,
     seal_bytes,
 )
-from orchestrator.errors import ConfigError, IntegrityError
+from orchestrator.errors import ConfigError, DataError, IntegrityError
 from orchestrator.labels import Label, derive_label
 from orchestrator.measurement import code_measurement
 from orchestrator.release import Custodian, ReleaseRequest, WrappedKey, WrapRequest
@@ -65,12 +66,17 @@ CustodianConnector = Callable[[str], Custodian]
 
 @dataclass(frozen=True)
 class SealedInput:
-    """A sealed dataset as the enclave sees it: ciphertext plus public metadata."""
+    """A sealed dataset as the enclave sees it: envelope path plus public metadata.
+
+    The enclave reads the envelope itself (:meth:`Enclave.open_input`) so that the
+    ciphertext is released as soon as it is decrypted: a 1 GB dataset is not held a
+    second time while the workflow trains.
+    """
 
     dataset_id: str
     label: dict[str, Any]
     manifest: dict[str, Any]
-    ciphertext: bytes
+    path: Path
 
 
 @dataclass
@@ -136,6 +142,7 @@ class Enclave:
         self._grant_of: dict[str, str] = {}  # owner -> this attempt's grant id
         self.measurement = ""
         self._resume_key = b""  # derived from the dataset DEK (checkpoints)
+        self.input_digest = ""  # SHA-256 hex of the envelope that was opened
 
     def _evidence_for(self, custodian: Custodian) -> Any:
         return self._attester.attest(
@@ -159,6 +166,13 @@ class Enclave:
             If any owner's custodian refuses (every owner must release).
         IntegrityError
             If the ciphertext, its label or its manifest digest do not verify.
+        DataError
+            If the envelope cannot be read from ``sealed.path`` or the plaintext is
+            not a valid CSV.
+
+        After the call :attr:`input_digest` is the SHA-256 (hex) of exactly the
+        envelope bytes that were decrypted; neither they nor the plaintext are
+        referenced any more.
         """
         owners = sorted(Label.from_json(sealed.label).owners)
         deks: list[bytes] = []
@@ -179,9 +193,16 @@ class Enclave:
             self.grants.append(grant.grant_id)
             self._grant_of[owner] = grant.grant_id
         dataset_dek = combine_dek_shares(deks)
+        try:
+            ciphertext = sealed.path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read the sealed dataset: {exc.strerror}",
+                            source=str(sealed.path)) from exc
+        self.input_digest = hashlib.sha256(ciphertext).hexdigest()
         header, plaintext = open_bytes(
-            sealed.ciphertext, dataset_dek, expected_object_id=sealed.dataset_id
+            ciphertext, dataset_dek, expected_object_id=sealed.dataset_id
         )
+        del ciphertext  # the training must not hold the envelope as well
         self._resume_key = resume_key(
             dataset_dek, dataset_id=sealed.dataset_id, job_id=self.job_id,
             task=self.task,
@@ -194,16 +215,12 @@ class Enclave:
                 "sealed header does not match the registered label or manifest",
                 source=sealed.dataset_id,
             )
-        try:
-            return parse_csv(
-                bytes(plaintext),
-                label_column=sealed.manifest["label_column"],
-                has_header=sealed.manifest["has_header"],
-                source=sealed.dataset_id,
-            )
-        finally:
-            if isinstance(plaintext, bytearray):
-                plaintext[:] = b"\0" * len(plaintext)
+        return parse_csv(  # the plaintext is dropped when this returns
+            plaintext,
+            label_column=sealed.manifest["label_column"],
+            has_header=sealed.manifest["has_header"],
+            source=sealed.dataset_id,
+        )
 
     def run(
         self,

@@ -94,7 +94,6 @@ def enclave_task(
     if rank == 0:
         log.append(CustodyEvent.create("task.started", actor, started), site_key)
     dataset = spec["dataset"]
-    dataset_ciphertext = Path(dataset["path"]).read_bytes()
     started_on = utc_now()
 
     def on_event(kind: str, body: dict[str, Any]) -> None:  # checkpoint.*
@@ -108,7 +107,7 @@ def enclave_task(
                 dataset_id=dataset["id"],
                 label=dataset["label"],
                 manifest=dataset["manifest"],
-                ciphertext=dataset_ciphertext,
+                path=Path(dataset["path"]),
             ),
             owners_hpke={n: b64d(k) for n, k in spec["owners_hpke"].items()},
             model_object_id=spec["model_object_id"],
@@ -149,7 +148,7 @@ def enclave_task(
             task=spec["task"],
             priority_area=str(spec.get("priority_area", "")),
             site=site,
-            datasets=[(dataset["id"], hashlib.sha256(dataset_ciphertext).hexdigest())],
+            datasets=[(dataset["id"], enclave.input_digest)],
             code_measurement=enclave.measurement,
             job_id=spec["job_id"],
             attempt_id=enclave.attempt_id,

@@ -314,7 +314,7 @@ def test_every_owner_must_permit(world: World) -> None:
     enclave.measurement = MEASUREMENT
     sealed = SealedInput(dataset_id=joint.id, label=joint.label,
                          manifest=joint.manifest,
-                         ciphertext=Path(joint.object_path).read_bytes())
+                         path=Path(joint.object_path))
     with pytest.raises(PolicyDenied):
         enclave.open_input(sealed)
     released = CustodyLog(world.state.custody_db).find("key.released", job_id="job-j")
