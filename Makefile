@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Parsl's HTEX starts interchange.py/process_worker_pool.py through PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo exercise test lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# Issue 6's three-nation exercise (agreements, approvals, holds, transfers, termination).
+exercise: $(STAMP)
+	bash workflows/exercise/run.sh
 
 test: $(STAMP)
 	$(BIN)/ruff check orchestrator tests workflows benchmarks

@@ -79,7 +79,7 @@ def make_state(root: Path, csv: Path, name: str, sites: list[Path]) -> Any:
         register_site(state, site)
     seal_dataset(state, csv, name=name, owners=["AUS"], classification="SECRET",
                  releasable_to=["AUS", "GBR", "USA"])
-    add_agreement(state, AGREEMENT)
+    add_agreement(state, AGREEMENT, sign_as=["AUS", "USA"])
     return state
 
 

@@ -71,7 +71,8 @@ def _setup(root: Path) -> tuple[Any, str]:
         classification="SECRET",
         releasable_to=["AUS", "GBR", "USA"],
     )
-    add_agreement(state, ROOT / "agreements" / "aus-usa.toml")
+    add_agreement(state, ROOT / "agreements" / "aus-usa.toml",
+                  sign_as=["AUS", "USA"])
     init_pki(state, "AUS")
     Registry(state.registry_db).add_job(
         JobRecord(

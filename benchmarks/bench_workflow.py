@@ -108,7 +108,7 @@ def setup_state(state: Path) -> float:
         "--rel-to",
         "AUS,GBR,USA",
     )
-    _cli(state, "agreement", "add", str(AGREEMENT))
+    _cli(state, "agreement", "add", str(AGREEMENT), "--sign-as", "AUS,USA")
     return time.perf_counter() - t0
 
 

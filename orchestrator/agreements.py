@@ -17,6 +17,12 @@ File format (TOML 1.0, read with :mod:`tomllib`)::
     oversight_body = "AUKUS Joint Steering Group"
     tee_required = false                # optional; true: refuse software evidence
     hpke_suite = "x25519"               # optional; or "mlkem768-x25519"
+    version = 1                         # optional; a superseding document: +1
+    quarterly_threshold_gpu_hours = 2000.0  # optional; cumulative per quarter
+    hold_until_acknowledged = false     # optional; hold over-threshold requests
+    prohibited_end_uses = ["weapons-targeting"]  # optional; model end uses refused
+    third_party_transfer = "prohibited" # optional; or "with-consent"
+    termination = "any-party"           # optional; or "all-parties"
 
     [[agreement.priority_area]]
     name = "undersea-autonomy"          # lower-case slug, unique
@@ -28,6 +34,31 @@ refuse key release on software evidence (``tee_mode: none``); ``hpke_suite``
 ``"x25519"`` (DHKEM(X25519, HKDF-SHA256)) or ``"mlkem768-x25519"`` (the ML-KEM-768
 + X25519 hybrid). Both keys are left out of :meth:`Agreement.to_json` when they
 hold their defaults, so documents and digests of older agreements are unchanged.
+
+The sovereignty terms (all optional, all omitted from :meth:`Agreement.to_json` at
+their defaults, like the two above):
+
+``version`` (default 1)
+    The document's version. A document takes effect only when every party's
+    officer has signed this exact version (its :meth:`Agreement.digest`); a higher
+    version of the same ``id``, once signed by every party, supersedes the lower
+    (:mod:`orchestrator.agreement_state`).
+``quarterly_threshold_gpu_hours`` (default none)
+    Cumulative GPU-hours per calendar quarter under this agreement above which the
+    oversight body is notified (per-request: ``notification_threshold_gpu_hours``).
+``hold_until_acknowledged`` (default ``false``)
+    A request that crosses either threshold is held until an officer of a party
+    acknowledges the notification on the oversight body's behalf.
+``prohibited_end_uses`` (default none)
+    End-use slugs for which a model derived under this agreement may not be
+    transferred (e.g. ``"weapons-targeting"``).
+``third_party_transfer`` (default ``"prohibited"``)
+    Whether a model may go to a nation that is not a party (``"with-consent"``:
+    with every owner's signed consent; ``"prohibited"``: never), including
+    re-transfer by a recipient.
+``termination`` (default ``"any-party"``)
+    Whose signed termination ends the agreement: any one party's officer, or
+    every party's (``"all-parties"``). A termination takes effect at once.
 
 Every malformed file raises :class:`~orchestrator.errors.ConfigError` naming the
 file and the field path (``agreement.priority_area[1].tier``).
@@ -60,7 +91,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
 
 __all__ = ["HPKE_SUITES", "AccessTier", "Agreement", "PriorityArea",
-           "agreement_state_lock", "load_agreement", "parse_agreement"]
+           "agreement_state_lock", "load_agreement", "parse_agreement", "quarter_of"]
 
 #: Agreement ``hpke_suite`` names -> :class:`orchestrator.crypto.HpkeSuite` values.
 HPKE_SUITES: dict[str, str] = {
@@ -134,6 +165,13 @@ class Agreement(BaseModel):
                                                      min_length=1)
     tee_required: bool = Field(default=False, strict=True)
     hpke_suite: Literal["x25519", "mlkem768-x25519"] = "x25519"
+    version: int = Field(default=1, ge=1, strict=True)
+    quarterly_threshold_gpu_hours: float | None = Field(default=None, ge=0,
+                                                        allow_inf_nan=False)
+    hold_until_acknowledged: bool = Field(default=False, strict=True)
+    prohibited_end_uses: tuple[str, ...] = ()
+    third_party_transfer: Literal["prohibited", "with-consent"] = "prohibited"
+    termination: Literal["any-party", "all-parties"] = "any-party"
 
     @field_validator("parties")
     @classmethod
@@ -146,6 +184,15 @@ class Agreement(BaseModel):
             raise ValueError("a bilateral agreement needs exactly two distinct "
                              f"parties, got {len(codes)}")
         return tuple(sorted(codes))
+
+    @field_validator("prohibited_end_uses")
+    @classmethod
+    def _end_uses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for use in value:
+            if not _SLUG.fullmatch(use):
+                raise ValueError(f"end use {use!r} must be a lower-case slug "
+                                 "such as 'weapons-targeting'")
+        return tuple(sorted(set(value)))
 
     @field_validator("priority_areas")
     @classmethod
@@ -196,14 +243,18 @@ class Agreement(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """Return the storage document (TOML keys, dates as ISO 8601 text).
 
-        ``tee_required`` and ``hpke_suite`` are omitted at their defaults.
+        Optional terms (``tee_required``, ``hpke_suite``, ``version``, ...) are
+        omitted at their defaults, so the digests of older documents are unchanged.
         """
         doc = self.model_dump(mode="json", by_alias=True)
-        if not self.tee_required:
-            doc.pop("tee_required")
-        if self.hpke_suite == "x25519":
-            doc.pop("hpke_suite")
+        for key, default in _OPTIONAL_DEFAULTS.items():
+            if doc.get(key) == default:
+                doc.pop(key)
         return doc
+
+    def quarter_of(self, day: date) -> str:
+        """The calendar quarter of ``day`` as ``"YYYY-Qn"`` (allocation accounting)."""
+        return quarter_of(day)
 
     @property
     def hpke_suite_value(self) -> str:
@@ -230,6 +281,20 @@ class Agreement(BaseModel):
     def digest(self) -> str:
         """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_json`."""
         return digest_of(self.to_json())
+
+
+#: Optional terms and the defaults at which :meth:`Agreement.to_json` omits them.
+_OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "tee_required": False, "hpke_suite": "x25519", "version": 1,
+    "quarterly_threshold_gpu_hours": None, "hold_until_acknowledged": False,
+    "prohibited_end_uses": [], "third_party_transfer": "prohibited",
+    "termination": "any-party",
+}
+
+
+def quarter_of(day: date) -> str:
+    """``"YYYY-Qn"``: the calendar quarter (Q1 = January-March) containing ``day``."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
 class _AgreementFile(BaseModel):

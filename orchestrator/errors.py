@@ -108,6 +108,29 @@ class PolicyDenied(SovereignError):
         return base
 
 
+class DecisionPending(PolicyDenied):
+    """A request waits on a person: a case-by-case approval or an oversight hold.
+
+    A :class:`PolicyDenied` (so anything that does not know the difference fails
+    closed); ``outcome`` is ``"needs-approval"`` or ``"held"`` and ``reasons`` says
+    who must act (``sovereign approvals list``, ``sovereign notifications list``).
+    """
+
+    exit_code = 5
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str = "needs-approval",
+        reasons: list[str] | None = None,
+        source: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, reasons=reasons, source=source, field=field)
+        self.outcome = outcome
+
+
 class AttestationError(SovereignError):
     """Attestation evidence was missing, stale, replayed, mis-bound or badly signed."""
 

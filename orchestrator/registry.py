@@ -35,9 +35,10 @@ CREATE TABLE IF NOT EXISTS datasets (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, label TEXT NOT NULL,
     manifest TEXT NOT NULL, object_path TEXT NOT NULL, sealed_digest TEXT NOT NULL,
     wrapped_keys TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agreements (
-    id TEXT PRIMARY KEY, document TEXT NOT NULL, digest TEXT NOT NULL,
-    source TEXT NOT NULL, added TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agreement_versions (
+    id TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL,
+    digest TEXT NOT NULL, source TEXT NOT NULL, added TEXT NOT NULL,
+    PRIMARY KEY (id, version));
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, workflow TEXT NOT NULL, site TEXT NOT NULL,
     request TEXT NOT NULL, measurement TEXT NOT NULL, state TEXT NOT NULL,
@@ -368,22 +369,33 @@ class Registry:
         digest: str,
         source: str,
         added: str,
+        version: int = 1,
     ) -> None:
-        """Store an agreement document; raises :class:`AlreadyExists` on an id clash."""
+        """Store one version of an agreement document.
+
+        Raises
+        ------
+        AlreadyExists
+            If that id and version are already recorded.
+        """
         self._insert(
-            "agreements",
-            (agreement_id, json.dumps(document), digest, source, added),
-            f"agreement {agreement_id!r} is already recorded",
+            "agreement_versions",
+            (agreement_id, version, json.dumps(document), digest, source, added),
+            f"agreement {agreement_id!r} version {version} is already recorded",
             source=source,
         )
 
     def agreement_documents(self) -> list[dict[str, Any]]:
-        """All agreement documents with ``id``, ``digest``, ``source``, ``added``."""
+        """Every recorded version: ``id``, ``version``, ``document``, ``digest``,
+        ``source``, ``added``; by id, then version."""
         with self._connect() as con:
-            rows = con.execute("SELECT * FROM agreements ORDER BY id").fetchall()
+            rows = con.execute(
+                "SELECT * FROM agreement_versions ORDER BY id, version"
+            ).fetchall()
         return [
             {
                 "id": r["id"],
+                "version": r["version"],
                 "document": json.loads(r["document"]),
                 "digest": r["digest"],
                 "source": r["source"],
@@ -420,6 +432,12 @@ class Registry:
                 "UPDATE jobs SET state=?, summary=?, finished=? WHERE id=?",
                 (state, json.dumps(summary), finished, job_id),
             )
+
+    def set_job_state(self, job_id: str, state: str) -> None:
+        """Set a job's state while it is not finished (``pending-approval``,
+        ``held``, ``submitted``)."""
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET state=? WHERE id=?", (state, job_id))
 
     def set_job_site(self, job_id: str, site: str) -> None:
         """Record the site(s) a job runs on (comma-separated for several)."""
@@ -480,7 +498,110 @@ class Registry:
             out.append(TaskRecord(**data))
         return out
 
+    # -- model transfers (orchestrator.transfer) -------------------------------------
+    def _ensure_transfers(self) -> None:
+        with self._connect() as con:
+            con.executescript(_TRANSFERS_SCHEMA)
+
+    def add_transfer(self, rec: TransferRecord) -> None:
+        """Record a completed model transfer.
+
+        Raises
+        ------
+        AlreadyExists
+            If a transfer of that id is already recorded.
+        """
+        self._ensure_transfers()
+        self._insert(
+            "transfers",
+            (
+                rec.id,
+                rec.model_id,
+                rec.model_digest,
+                rec.recipient,
+                rec.sender,
+                rec.exporter,
+                rec.end_use,
+                json.dumps(rec.wrapped_key),
+                rec.consents_digest,
+                json.dumps(rec.decision),
+                rec.created,
+            ),
+            f"transfer {rec.id!r} is already recorded",
+            source=str(self.path),
+        )
+
+    def transfer(self, transfer_id: str) -> TransferRecord:
+        """Return transfer ``transfer_id``; raises :class:`NotFound`."""
+        self._ensure_transfers()
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT * FROM transfers WHERE id=?", (transfer_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"transfer {transfer_id!r} is not recorded")
+        return _transfer(row)
+
+    def transfers(self, model_id: str | None = None) -> list[TransferRecord]:
+        """Completed transfers (of ``model_id`` if given), oldest first."""
+        self._ensure_transfers()
+        with self._connect() as con:
+            if model_id is None:
+                rows = con.execute(
+                    "SELECT * FROM transfers ORDER BY created, id"
+                ).fetchall()
+            else:
+                rows = con.execute(
+                    "SELECT * FROM transfers WHERE model_id=? ORDER BY created, id",
+                    (model_id,),
+                ).fetchall()
+        return [_transfer(r) for r in rows]
+
 
 def as_json(record: object) -> dict[str, Any]:
     """Return a registry record dataclass as a JSON-able dict."""
     return asdict(record)  # type: ignore[call-overload, no-any-return]
+
+
+# -- model transfers (orchestrator.transfer) -----------------------------------------
+_TRANSFERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers (
+    id TEXT PRIMARY KEY, model_id TEXT NOT NULL, model_digest TEXT NOT NULL,
+    recipient TEXT NOT NULL, sender TEXT NOT NULL, exporter TEXT NOT NULL,
+    end_use TEXT NOT NULL, wrapped_key TEXT NOT NULL, consents_digest TEXT NOT NULL,
+    decision TEXT NOT NULL, created TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transfers_model ON transfers (model_id);
+"""
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """A completed model transfer (:mod:`orchestrator.transfer`).
+
+    ``wrapped_key`` is ``{"kek_id", "kek_version", "wrapped_dek"}``: the model DEK
+    wrapped under the *recipient's* KEK (base64 RFC 5649 output), usable only by
+    the recipient's custodian. ``sender`` is ``""`` unless the transfer was a
+    re-transfer by a non-owner; ``exporter`` is the owner whose custodian decided
+    and sealed the key; ``consents_digest`` is ``"sha256:<hex>"`` over the sorted
+    digests of the counted consent statements; ``decision`` the exporter's
+    :meth:`~orchestrator.transfer.TransferDecision.to_json`; ``created`` RFC 3339.
+    """
+
+    id: str
+    model_id: str
+    model_digest: str
+    recipient: str
+    sender: str
+    exporter: str
+    end_use: str
+    wrapped_key: dict[str, Any]
+    consents_digest: str
+    decision: dict[str, Any]
+    created: str
+
+
+def _transfer(row: sqlite3.Row) -> TransferRecord:
+    data = _row_to_dict(row)
+    data["wrapped_key"] = json.loads(data["wrapped_key"])
+    data["decision"] = json.loads(data["decision"])
+    return TransferRecord(**data)

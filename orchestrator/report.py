@@ -3,11 +3,16 @@
 ``sovereign custody report --nation AUS --out report.html`` renders, for the
 datasets and models a nation owns (and the jobs that touched them):
 
-* the lineage graph datasets -> jobs -> models (-> transfers, none yet) as inline
-  SVG;
-* tables of key releases, denials (``key.denied``, ``model.open.denied`` and
-  policy decisions that were not permits, with their reasons) and oversight
-  notifications;
+* the lineage graph datasets -> jobs -> models as inline SVG;
+* the nation's agreements (status, signatures, supersession, termination, from
+  :mod:`orchestrator.agreement_state`) and their signed events;
+* every policy decision of its custodian with every rule's verdict and detail,
+  its case-by-case approval requests and their outcome, transfers of its models
+  (or to it) with the transfer decision's reasons;
+* tables of key releases, denials (``key.denied``, ``model.open.denied``,
+  refused or denied approvals, refused transfers and policy decisions that were
+  not permits, with their reasons) and oversight notifications (kinds, hold,
+  acknowledgement);
 * the latest checkpoint (C2SP tlog-checkpoint) and the witnesses whose
   cosignatures (C2SP tlog-cosignature) verify;
 * a verification status line: every entry's signature and chain (as
@@ -23,6 +28,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
+from orchestrator.agreement_state import load_standings
+from orchestrator.approvals import approval_requests
 from orchestrator.errors import SovereignError
 from orchestrator.labels import parse_nation
 from orchestrator.ledger import CustodyLog, SignedEntry, verify_log
@@ -166,8 +173,15 @@ def render_report(state: StateDir, nation: str) -> str:
                  e.event.body.get("task"), e.event.body.get("site"),
                  e.event.body.get("dataset_id"), e.event.body.get("grant_id"),
                  e.event.body.get("tee_mode")) for e in of("key.released")]
+    def acked_by(notification_id: object) -> str:
+        return next((str(e.event.body.get("statement", {}).get("nation"))
+                     for e in entries if e.event.kind == "notification.acknowledged"
+                     and e.event.body.get("notification_id") == notification_id),
+                    "-")
+
     denials = []
-    for e in of("key.denied", "model.open.denied", "policy.decided"):
+    for e in of("key.denied", "model.open.denied", "policy.decided",
+                "approval.denied", "approval.refused", "transfer.denied"):
         b = e.event.body
         if e.event.kind == "policy.decided":
             decision = b.get("decision", {})
@@ -182,8 +196,56 @@ def render_report(state: StateDir, nation: str) -> str:
                         "; ".join(str(r) for r in reasons)))
     notes = [(e.seq, e.event.time[:19], e.event.body.get("job_id"),
               e.event.body.get("agreement_id"), e.event.body.get("oversight_body"),
-              e.event.body.get("gpu_hours"), e.event.body.get("threshold_gpu_hours"))
+              ", ".join(e.event.body.get("kinds", ["per-request"])),
+              e.event.body.get("gpu_hours"), e.event.body.get("threshold_gpu_hours"),
+              "yes" if e.event.body.get("hold") else "no",
+              acked_by(e.event.body.get("notification_id")))
              for e in of("notification.recorded")]
+    decisions = []
+    for e in of("policy.decided"):
+        b = e.event.body
+        decision = b.get("decision", {})
+        decisions.append((
+            e.seq, e.event.time[:19], e.event.actor, b.get("job_id"), b.get("site"),
+            decision.get("outcome"),
+            ", ".join(str(a) for a in [decision.get("agreement_id"),
+                                       *decision.get("joint_agreement_ids", [])]
+                      if a),
+            "; ".join(f"{'✓' if r.get('passed') else '✗'} {r.get('rule')}: "
+                      f"{r.get('detail')}" for r in decision.get("reasons", []))))
+    agreement_rows = [
+        (st.agreement.id, st.agreement.version, st.status.value,
+         ", ".join(st.agreement.parties), ", ".join(st.signed_by) or "-", st.detail)
+        for st in load_standings(state) if nation in st.agreement.parties]
+    my_agreements = {str(r[0]) for r in agreement_rows}
+    agreement_events = [
+        (e.seq, e.event.time[:19], e.event.kind, e.event.actor,
+         e.event.body.get("agreement_id"), e.event.body.get("version", ""),
+         e.event.body.get("reason")
+         or (e.event.body.get("statement") or {}).get("reason", ""))
+        for e in entries
+        if e.event.kind.startswith("agreement.")
+        and e.event.body.get("agreement_id") in my_agreements]
+    approval_rows = [
+        (r.request_id, r.job_id, r.site, r.priority_area, r.gpu_hours, r.status,
+         (r.decision or {}).get("expires_at", ""), "; ".join(r.reasons))
+        for r in approval_requests(state, nation=nation)]
+    transfers = []
+    own_model_ids = {m.id for m in own_models}
+    for e in entries:
+        if not e.event.kind.startswith("transfer."):
+            continue
+        b = e.event.body
+        if (b.get("model_id") not in own_model_ids and b.get("recipient") != nation
+                and b.get("nation") != nation):
+            continue
+        decision = b.get("decision") or {}
+        reasons = [f"{r.get('rule')}: {r.get('detail')}"
+                   for r in decision.get("reasons", []) if not r.get("passed")]
+        transfers.append((e.seq, e.event.time[:19], e.event.kind, e.event.actor,
+                          b.get("model_id"), b.get("recipient"), b.get("end_use"),
+                          decision.get("outcome", ""),
+                          "; ".join(reasons) or str(b.get("reasons", "") or "")))
     ok, status, note, cosigners, size = _status(state)
     graph = _graph(
         [(d.id, d.name) for d in own_ds],
@@ -213,7 +275,21 @@ def render_report(state: StateDir, nation: str) -> str:
         "<h2>Models</h2>",
         _table(("model", "job", "classification", "sealed digest", "provenance"),
                model_rows, "models"),
-        "<h2>Transfers</h2>", _table(("transfer",), [], "transfers"),
+        "<h2>Agreements</h2>",
+        _table(("agreement", "version", "status", "parties", "signed by", "detail"),
+               agreement_rows, "agreements"),
+        "<h2>Agreement events (signatures, supersession, termination)</h2>",
+        _table(("#", "time", "event", "by", "agreement", "version", "reason"),
+               agreement_events, "agreement-events"),
+        "<h2>Policy decisions (every rule, ✓ passed / ✗ failed)</h2>",
+        _table(("#", "time", "by", "job", "site", "outcome", "agreements", "rules"),
+               decisions, "decisions"),
+        "<h2>Case-by-case approvals</h2>",
+        _table(("request", "job", "site", "area", "GPU-hours", "status",
+                "expires", "why asked"), approval_rows, "approvals"),
+        "<h2>Transfers</h2>",
+        _table(("#", "time", "event", "by", "model", "to", "end use", "outcome",
+                "reasons"), transfers, "transfers"),
         "<h2>Key releases</h2>",
         _table(("#", "time", "by", "job", "task", "site", "dataset", "grant",
                 "tee"), releases, "key-releases"),
@@ -221,8 +297,9 @@ def render_report(state: StateDir, nation: str) -> str:
         _table(("#", "time", "kind", "by", "job / object", "reasons"), denials,
                "denials"),
         "<h2>Notifications</h2>",
-        _table(("#", "time", "job", "agreement", "oversight body", "GPU-hours",
-                "threshold"), notes, "notifications"),
+        _table(("#", "time", "job", "agreement", "oversight body", "kinds",
+                "GPU-hours", "threshold", "hold", "acknowledged by"), notes,
+               "notifications"),
         "<h2>Latest checkpoint</h2>",
         f'<p id="checkpoint-summary">size {size}; cosigned by '
         f'{_e(", ".join(cosigners) or "nobody")}</p>'

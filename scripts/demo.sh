@@ -26,6 +26,8 @@ sovereign dataset list
 
 step "Bilateral agreement AUS-USA"
 sovereign agreement add agreements/aus-usa.toml
+sovereign agreement sign AUS-USA-SONAR-2026 --as AUS
+sovereign agreement sign AUS-USA-SONAR-2026 --as USA
 sovereign agreement list
 
 step "Researcher submits the sonar workflow to site 'local'"

@@ -87,7 +87,7 @@ def make_world(
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.steward import seal_dataset
     from orchestrator.state import StateDir
-    from orchestrator.submit.registration import add_agreement, register_site
+    from orchestrator.submit.registration import register_site
 
     state = StateDir(root / "state").ensure()
     for code in ("AUS", "GBR", "USA"):
@@ -107,11 +107,87 @@ def make_world(
         classification="SECRET",
         releasable_to=["AUS", "GBR", "USA"],
     )
-    add_agreement(state, agreement or ROOT / "agreements" / "aus-usa.toml")
+    add_signed_agreement(state, agreement or ROOT / "agreements" / "aus-usa.toml")
     return World(state=state, dataset_id=record.id)
+
+
+def add_signed_agreement(state: Any, path: Path) -> Any:
+    """Record the agreement at ``path`` signed by every party's officer (in force)."""
+    from orchestrator.agreements import load_agreement
+    from orchestrator.submit.registration import add_agreement
+
+    return add_agreement(state, path, sign_as=load_agreement(path).parties)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     """A fresh embedded world (see :class:`World`)."""
     return make_world(tmp_path)
+
+
+#: A fixed code measurement for jobs registered directly (no workflow file).
+MEASUREMENT = "sha256:" + "ab" * 32
+
+
+def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
+                 gpu_hours: float = 0.5) -> Any:
+    """Register ``job_id`` over the world's dataset at its site (so custodians can
+    release keys for it) and return its :class:`~orchestrator.release.JobRequest`."""
+    from orchestrator.registry import JobRecord, Registry
+    from orchestrator.release import JobRequest
+
+    Registry(world.state.registry_db).add_job(JobRecord(
+        id=job_id, workflow="sonar", site=world.site,
+        request={"dataset_ids": [world.dataset_id], "priority_area": area,
+                 "gpu_hours": gpu_hours},
+        measurement=MEASUREMENT, state="submitted", summary={},
+        created="2026-11-21T00:00:00Z", finished=None))
+    return JobRequest(job_id, world.dataset_id, world.site, area, gpu_hours,
+                      MEASUREMENT)
+
+
+def attested_release(world: World, custodian: Any, job_id: str, attempt: str = "a1",
+                     clock: Any = None) -> Any:
+    """Ask ``custodian`` (local or HTTP) for task ``fold-0``'s key with fresh
+    site-signed evidence answering its nonce; return the grant."""
+    from orchestrator.crypto import RecipientKey, load_private_key
+    from orchestrator.release import ReleaseRequest
+    from orchestrator.site.attestation import SoftwareAttester
+    from orchestrator.timeutil import system_clock
+
+    key = RecipientKey.generate()
+    site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
+    evidence = SoftwareAttester(world.site, site_key, clock or system_clock).attest(
+        job_id=job_id, attempt_id=attempt, code_measurement=MEASUREMENT,
+        enclave_public_key=key.public_bytes(), hpke_suite=key.suite.value,
+        nonce=custodian.challenge())
+    return custodian.release_key(ReleaseRequest(
+        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence))
+
+
+def officer_key(world: World, nation: str) -> Any:
+    """``nation``'s sovereignty officer's signing key in the world's state dir."""
+    from orchestrator.crypto import load_private_key
+
+    return load_private_key(world.state.nation_dir(nation) / "officer.key")
+
+
+def edit_entry_body(world: World, seq: int, edit: Any) -> None:
+    """Tamper with the custody log: rewrite entry ``seq``'s stored leaf with
+    ``edit(body)`` applied to its event body (signature left as it was)."""
+    import json
+    import sqlite3
+
+    from orchestrator.canonical import canonical_bytes
+
+    db = sqlite3.connect(world.state.custody_db)
+    try:
+        (leaf,) = db.execute("SELECT leaf FROM entries WHERE seq = ?",
+                             (seq,)).fetchone()
+        doc = json.loads(bytes(leaf))
+        edit(doc["event"]["body"])
+        db.execute("UPDATE entries SET leaf = ? WHERE seq = ?",
+                   (canonical_bytes(doc), seq))
+        db.commit()
+    finally:
+        db.close()

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import catalogue, custodian, custody, jobs, keys, nation, run
+from orchestrator.cli import (
+    catalogue,
+    console,
+    custodian,
+    custody,
+    jobs,
+    keys,
+    nation,
+    oversight,
+    run,
+    transfer,  # noqa: F401  (adds `model consent|transfer|transfers`)
+)
 
 app = typer.Typer(
     name="sovereign",
@@ -27,7 +38,11 @@ app.add_typer(custody.app, name="custody")
 app.add_typer(custodian.app, name="custodian")
 app.add_typer(keys.app, name="key")
 app.add_typer(jobs.app, name="jobs")  # also adds `site eligible`
+app.add_typer(oversight.approvals_app, name="approvals")
+app.add_typer(oversight.notifications_app, name="notifications")
+app.add_typer(console.app, name="console")
 app.command("submit")(run.submit_command)
+jobs.app.command("resume")(run.resume_command)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from orchestrator.agreements import Agreement
 from orchestrator.cli._common import (
     JsonOpt,
     StateOpt,
@@ -263,34 +262,103 @@ def dataset_synth(
 @handle_errors
 def agreement_add(
     path: Annotated[Path, typer.Argument(help="agreement TOML")],
+    sign_as: Annotated[
+        str,
+        typer.Option(
+            "--sign-as",
+            help="Then sign as these parties' officers (comma-separated; their "
+            "officer keys must be in this state dir).",
+        ),
+    ] = "",
     state_dir: StateOpt = None,
 ) -> None:
-    """Record a bilateral agreement."""
-    agreement = add_agreement(state_of(state_dir), path)
+    """Record an agreement version; it takes effect once every party signs it."""
+    nations = [n.strip().upper() for n in sign_as.split(",") if n.strip()]
+    state = state_of(state_dir)
+    agreement = add_agreement(state, path, sign_as=nations)
+    standing = _standing(state, agreement.id, agreement.version)
     console.print(
-        f"agreement [bold]{agreement.id}[/] recorded: "
+        f"agreement [bold]{agreement.id}[/] v{agreement.version} recorded: "
         f"{' - '.join(sorted(agreement.parties))}, valid "
-        f"{agreement.valid_from} to {agreement.valid_until}"
+        f"{agreement.valid_from} to {agreement.valid_until}; {standing.detail}"
     )
+
+
+def _standing(state: Any, agreement_id: str, version: int) -> Any:
+    from orchestrator.agreement_state import load_standings
+
+    return next(s for s in load_standings(state)
+                if s.agreement.id == agreement_id and s.agreement.version == version)
+
+
+@agreement_app.command("sign")
+@handle_errors
+def agreement_sign(
+    agreement_id: Annotated[str, typer.Argument(help="agreement id")],
+    nation: Annotated[str, typer.Option("--as", help="signing officer's nation")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="version (default: latest)")
+    ] = None,
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sign one exact agreement version as a party's sovereignty officer."""
+    from orchestrator.submit.registration import sign_agreement
+
+    standing = sign_agreement(state_of(state_dir), agreement_id,
+                              nation.strip().upper(), version=version)
+    if json_out:
+        emit_json(standing.to_json())
+        return
+    console.print(f"{standing.status.value}: {standing.detail}")
+
+
+@agreement_app.command("terminate")
+@handle_errors
+def agreement_terminate(
+    agreement_id: Annotated[str, typer.Argument(help="agreement id")],
+    nation: Annotated[str, typer.Option("--as", help="terminating officer's nation")],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded, signed)")],
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Terminate an agreement as a party's officer (signed, logged, at once)."""
+    from orchestrator.submit.registration import terminate_agreement
+
+    standing = terminate_agreement(state_of(state_dir), agreement_id,
+                                   nation.strip().upper(), reason=reason)
+    if json_out:
+        emit_json(standing.to_json())
+        return
+    console.print(f"{standing.status.value}: {standing.detail}")
 
 
 @agreement_app.command("list")
 @handle_errors
 def agreement_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
-    """List recorded agreements and their priority areas."""
-    docs = Registry(state_of(state_dir).registry_db).agreement_documents()
+    """List every agreement version with its status, signatures and areas."""
+    from orchestrator.agreement_state import load_standings
+
+    standings = load_standings(state_of(state_dir))
     if json_out:
-        emit_json(docs)
+        emit_json([{**s.to_json(), "document": s.agreement.to_json()}
+                   for s in standings])
         return
-    table = Table("id", "parties", "valid", "areas (tier)", "notify above GPU-h")
-    for doc in docs:
-        a = Agreement.from_json(doc["document"])
+    table = Table("id", "v", "status", "parties (signed)", "valid", "areas (tier)",
+                  "notify above GPU-h")
+    for st in standings:
+        a = st.agreement
         table.add_row(
             a.id,
-            ", ".join(sorted(a.parties)),
+            str(a.version),
+            st.status.value,
+            ", ".join(f"{p}{' ✓' if p in st.signed_by else ''}"
+                      for p in sorted(a.parties)),
             f"{a.valid_from} .. {a.valid_until}",
             "; ".join(f"{p.name} ({p.tier.value})" for p in a.priority_areas),
-            f"{a.notification_threshold_gpu_hours:g}",
+            f"{a.notification_threshold_gpu_hours:g}"
+            + (f" / {a.quarterly_threshold_gpu_hours:g} per quarter"
+               if a.quarterly_threshold_gpu_hours is not None else ""),
         )
     console.print(table)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +15,11 @@ from orchestrator.cli._common import (
     StateOpt,
     console,
     emit_json,
+    err_console,
     handle_errors,
     state_of,
 )
+from orchestrator.errors import DecisionPending
 from orchestrator.submit.pipeline import JobResult, ProgressSink, submit
 
 
@@ -94,8 +97,62 @@ def submit_command(
     """
     state = state_of(state_dir)
     many = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
+    _run(lambda sink: submit(state, workflow, site, sites=many, progress=sink),
+         json_out)
+
+
+@handle_errors
+def resume_command(
+    job_id: Annotated[str, typer.Argument(help="a job waiting for officers")],
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resume a job left pending approval or held for acknowledgement.
+
+    Every owner's custodian decides again, now with the officers' recorded
+    approvals (each used once) or acknowledgements.
+    """
+    from orchestrator.submit.pipeline import resume
+
+    state = state_of(state_dir)
+    _run(lambda sink: resume(state, job_id, progress=sink), json_out)
+
+
+def _waiting(exc: DecisionPending, json_out: bool) -> None:
+    job_id = exc.source or "?"
     if json_out:
-        result = submit(state, workflow, site, sites=many)
+        emit_json({"job_id": job_id, "state": exc.outcome, "message": exc.message,
+                   "reasons": exc.reasons})
+    else:
+        err_console.print(
+            f"[bold yellow]job {job_id} is waiting ({exc.outcome}):[/] {exc.message}",
+            highlight=False, soft_wrap=True)
+        for reason in exc.reasons:
+            err_console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+        step = ("sovereign approvals list" if exc.outcome == "needs-approval"
+                else "sovereign notifications list")
+        err_console.print(f"next: {step}; then: sovereign jobs resume {job_id}",
+                          highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _run(start: Callable[[ProgressSink | None], JobResult], json_out: bool) -> None:
+    try:
+        if json_out:
+            result = start(None)
+        else:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                result = start(_RichProgress(bar))
+    except DecisionPending as exc:
+        _waiting(exc, json_out)
+        return
+    if json_out:
         emit_json(
             {
                 "job_id": result.job_id,
@@ -110,14 +167,6 @@ def submit_command(
             }
         )
         return
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        result = submit(state, workflow, site, sites=many, progress=_RichProgress(bar))
     if result.selection:
         console.print(result.selection, highlight=False)
     for name, reasons in result.excluded.items():

@@ -69,6 +69,20 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "kek.deletion.scheduled", "kek.deletion.cancelled",
     "kek.min_decryption_version.set",
     "task.retried", "checkpoint.sealed", "checkpoint.restored",
+    # signed agreements (orchestrator.agreement_state)
+    "agreement.signed", "agreement.effective", "agreement.superseded",
+    "agreement.terminated",
+    # case-by-case review (orchestrator.approvals)
+    "approval.requested", "approval.granted", "approval.denied", "approval.used",
+    "approval.refused", "approval.cancelled",
+    # allocation accounting and oversight (orchestrator.allocation)
+    "allocation.recorded", "notification.acknowledged", "job.pending",
+    "job.resumed",
+    # model transfer (orchestrator.transfer)
+    "transfer.consented", "transfer.decided", "transfer.denied",
+    "transfer.completed", "transfer.opened",
+    # officer console sessions (orchestrator.console)
+    "console.login",
 })
 
 #: ``prev_hash`` of entry 0: 64 hex zeros.

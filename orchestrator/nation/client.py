@@ -24,6 +24,7 @@ import httpx
 from orchestrator.errors import (
     AttestationError,
     ConfigError,
+    DecisionPending,
     IntegrityError,
     LedgerError,
     NotFound,
@@ -42,6 +43,7 @@ from orchestrator.release import (
 
 #: Error classes carried over the wire and their HTTP status, most specific first.
 WIRE_ERRORS: tuple[tuple[type[SovereignError], int], ...] = (
+    (DecisionPending, 409),
     (PolicyDenied, 403),
     (AttestationError, 403),
     (IntegrityError, 422),
@@ -85,6 +87,7 @@ def error_body(exc: SovereignError) -> tuple[int, dict[str, Any]]:
         "error": name,
         "message": exc.message,
         "reasons": list(getattr(exc, "reasons", [])),
+        "outcome": getattr(exc, "outcome", None),
         "source": exc.source,
         "field": exc.field,
     }
@@ -104,11 +107,18 @@ def error_from(status: int, body: Any, nation: str) -> SovereignError:
                 source, field = body.get("source"), body.get("field")
                 source = source if isinstance(source, str) else None
                 field = field if isinstance(field, str) else None
-                if cls is PolicyDenied:
+                if cls in (PolicyDenied, DecisionPending):
                     reasons = body.get("reasons")
                     if not isinstance(reasons, list):
                         reasons = []
                     clean = [str(r) for r in reasons]
+                    if cls is DecisionPending:
+                        outcome = body.get("outcome")
+                        return DecisionPending(
+                            message, reasons=clean, source=source, field=field,
+                            outcome=outcome if outcome in ("needs-approval", "held")
+                            else "needs-approval",
+                        )
                     return PolicyDenied(
                         message, reasons=clean, source=source, field=field
                     )

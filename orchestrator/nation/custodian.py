@@ -17,19 +17,47 @@ nothing (fail closed).
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.agreements import Agreement, agreement_state_lock
+from orchestrator.agreement_state import effective_agreements
+from orchestrator.agreements import Agreement, agreement_state_lock, quarter_of
+from orchestrator.allocation import (
+    is_acknowledged,
+    notification_id_for,
+    quarter_usage,
+    record_notification,
+)
+from orchestrator.approvals import (
+    ApprovalUses,
+    find_decision,
+    request_approval,
+    request_id_for,
+)
 from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import HpkeSuite, hpke_open, hpke_seal
-from orchestrator.errors import AttestationError, NotFound, PolicyDenied
+from orchestrator.errors import (
+    AttestationError,
+    DecisionPending,
+    IntegrityError,
+    NotFound,
+    PolicyDenied,
+)
 from orchestrator.labels import Classification, Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
 from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.nonces import NonceStore
-from orchestrator.nation.policy import AccessRequest, Decision, SiteFacts, evaluate
+from orchestrator.nation.policy import (
+    AccessRequest,
+    ApprovalFacts,
+    Decision,
+    Outcome,
+    PolicyContext,
+    SiteFacts,
+    evaluate,
+)
 from orchestrator.nation.verifier import (
     AttestationResult,
     EvidenceVerifier,
@@ -46,7 +74,8 @@ from orchestrator.release import (
     WrapRequest,
 )
 from orchestrator.state import StateDir
-from orchestrator.timeutil import Clock, rfc3339, system_clock
+from orchestrator.statements import verify_statement
+from orchestrator.timeutil import Clock, parse_rfc3339, rfc3339, system_clock
 
 #: Lifetime of a grant (seconds): the enclave must open it at once.
 GRANT_LIFETIME_S = 120
@@ -76,6 +105,7 @@ class LocalCustodian:
         self._registry = Registry(state.registry_db)
         self._log = CustodyLog(state.custody_db)
         self._nonces = NonceStore(state.nation_dir(nation) / "nonces.db")
+        self._approval_uses = ApprovalUses(state.nation_dir(nation) / "approvals.db")
 
     @property
     def nation(self) -> str:
@@ -95,18 +125,14 @@ class LocalCustodian:
 
     # -- policy ----------------------------------------------------------------
     def _agreements(self) -> list[Agreement]:
-        """Live agreements: re-read on every call, those revoked in the log left out."""
-        revoked = {
-            e.event.body["agreement_id"] for e in self._log.find("agreement.revoked")
-        }
-        return [
-            agreement
-            for agreement in (
-                Agreement.from_json(doc["document"])
-                for doc in self._registry.agreement_documents()
-            )
-            if agreement.id not in revoked
-        ]
+        """Agreements in force, re-read on every call: signed by every party, the
+        highest version, not terminated or revoked (see
+        :mod:`orchestrator.agreement_state`).
+        """
+        return effective_agreements(self._state)[0]
+
+    def _officer_keys(self) -> dict[str, str]:
+        return {n.code: n.officer_public for n in self._registry.nations()}
 
     def _evaluate(
         self,
@@ -114,6 +140,8 @@ class LocalCustodian:
         site_name: str,
         priority_area: str,
         gpu_hours: float,
+        *,
+        context: PolicyContext | None = None,
     ) -> Decision:
         site = self._registry.site(site_name)
         request = AccessRequest(
@@ -128,58 +156,183 @@ class LocalCustodian:
             gpu_hours=gpu_hours,
             on=self._clock().date(),
         )
-        return evaluate(self._nation, request, self._agreements())
+        effective, ended = effective_agreements(self._state)
+        base = context or PolicyContext()
+        return evaluate(
+            self._nation, request, effective,
+            context=replace(
+                base, ended=ended, at=base.at or self._clock(),
+                quarter_usage_gpu_hours=quarter_usage(
+                    self._log, quarter_of(self._clock().date())),
+            ),
+        )
+
+    def _presented_approval(
+        self, request_id: str, digest: str, job_id: str
+    ) -> tuple[ApprovalFacts | None, str | None]:
+        """The officer's recorded decision on ``request_id``, verified, or ``None``;
+        and why a recorded decision was refused (``None`` when none was).
+
+        A statement that does not verify (foreign signer, altered), is bound to
+        another request, or was already used is refused: ``approval.refused`` is
+        logged with the reason and it does not count (fail closed).
+        """
+        signed, seq = find_decision(self._log, request_id)
+        if signed is None:
+            return None, None
+        refusal = None
+        try:
+            statement = verify_statement(
+                signed, public_key=b64d(self._registry.nation(self._nation)
+                                        .officer_public),
+                expected_type="approval/v1", expected_nation=self._nation,
+                source=request_id)
+            if statement["request_digest"] != digest or statement["job_id"] != job_id:
+                refusal = "approval is bound to another request"
+            expires_at = parse_rfc3339(str(statement["expires_at"]))
+        except (IntegrityError, ValueError) as exc:
+            refusal = getattr(exc, "message", str(exc))
+        if refusal is None:
+            used = [u for u in self._approval_uses.used_for_approval(
+                str(statement["approval_id"]))]
+            if used:
+                refusal = (f"approval {statement['approval_id']} was already used by "
+                           f"job {used[0][0]} at {used[0][1]} (single use)")
+        if refusal is not None:
+            self._record("approval.refused", {
+                "request_id": request_id, "job_id": job_id, "owner": self._nation,
+                "entry": seq, "reason": refusal})
+            return None, refusal
+        return ApprovalFacts(
+            approval_id=str(statement["approval_id"]),
+            decision=str(statement["decision"]), owner=self._nation,
+            request_digest=str(statement["request_digest"]), expires_at=expires_at
+        ), None
+
+    def _acknowledged(self, digest: str, agreement_id: str | None) -> bool:
+        agreement = next((a for a in self._agreements() if a.id == agreement_id), None)
+        if agreement is None:
+            return False
+        return is_acknowledged(self._log, notification_id_for(digest, agreement.id),
+                               agreement, self._officer_keys())
 
     def decide(self, request: JobRequest) -> dict[str, Any]:
         """Evaluate and log the job-level decision; see :class:`Custodian`.
 
+        Case-by-case areas: the owner's officer's recorded approval for this
+        request (``apr-<job>-<owner>-<site>``) is verified and, on a permit,
+        consumed (single use, :class:`~orchestrator.approvals.ApprovalUses`);
+        without one, ``approval.requested`` is logged. Thresholds: a crossing logs
+        ``notification.recorded`` to the oversight body; an agreement that holds
+        until acknowledged holds the request.
+
         Raises
         ------
+        DecisionPending
+            ``needs-approval`` (an officer must approve) or ``held`` (an officer
+            must acknowledge the notification); the request is logged.
         PolicyDenied
-            Unless the decision is a permit; ``reasons`` holds every failed rule.
+            On a denial; ``reasons`` holds every failed rule.
         NotFound
             If the dataset or site is not registered.
         """
         dataset = self._registry.dataset(request.dataset_id)
-        decision = self._evaluate(
-            dataset, request.site, request.priority_area, request.gpu_hours
-        )
-        body = {
-            "job_id": request.job_id,
-            "dataset_id": dataset.id,
-            "site": request.site,
-            "owner": self._nation,
-            "request_digest": digest_of(request.to_json()),
-            "decision": decision.to_json(),
-        }
-        self._record("policy.decided", body)
-        if decision.notify and decision.permit:
+        digest = digest_of(request.to_json())
+        request_id = request_id_for(request.job_id, self._nation, request.site)
+        now = self._clock()
+        with agreement_state_lock(self._state.root / "agreements.lock"):
+            approval, refusal = self._presented_approval(
+                request_id, digest, request.job_id)
+            first = self._evaluate(
+                dataset, request.site, request.priority_area, request.gpu_hours,
+                context=PolicyContext(request_digest=digest, at=now,
+                                      approval=approval))
+            decision = first
+            if first.notify:
+                decision = self._evaluate(
+                    dataset, request.site, request.priority_area, request.gpu_hours,
+                    context=PolicyContext(
+                        request_digest=digest, at=now, approval=approval,
+                        acknowledged=self._acknowledged(digest, first.agreement_id)))
+            body = {
+                "job_id": request.job_id,
+                "dataset_id": dataset.id,
+                "site": request.site,
+                "owner": self._nation,
+                "request_digest": digest,
+                "decision": decision.to_json(),
+            }
+            self._record("policy.decided", body)
+            outcome = decision.outcome
             agreement = next(
-                a for a in self._agreements() if a.id == decision.agreement_id
+                (a for a in self._agreements() if a.id == decision.agreement_id), None
             )
-            self._record(
-                "notification.recorded",
-                {
-                    "job_id": request.job_id,
-                    "agreement_id": agreement.id,
-                    "oversight_body": agreement.oversight_body,
-                    "gpu_hours": request.gpu_hours,
-                    "threshold_gpu_hours": agreement.notification_threshold_gpu_hours,
-                },
-            )
-        if not decision.permit:
-            raise PolicyDenied(
-                f"{self._nation} custodian: {decision.outcome.value}",
-                reasons=decision.denial_reasons(),
-            )
-        live = next(
-            (a for a in self._agreements() if a.id == decision.agreement_id), None
-        )
+            if decision.notify and agreement is not None and outcome in (
+                Outcome.PERMIT, Outcome.HELD
+            ):
+                quarter = quarter_of(now.date())
+                record_notification(
+                    self._log, self._keys.custodian_signer(), self.actor,
+                    job_id=request.job_id, request_digest=digest,
+                    agreement=agreement, kinds=list(decision.notices),
+                    gpu_hours=request.gpu_hours,
+                    used_gpu_hours=quarter_usage(self._log, quarter).get(
+                        agreement.id, 0.0),
+                    quarter=quarter, hold=outcome is Outcome.HELD)
+            if outcome is Outcome.NEEDS_APPROVAL:
+                request_approval(
+                    self._log, self._keys.custodian_signer(), self.actor,
+                    request_id=request_id, owner=self._nation,
+                    job_id=request.job_id, request_digest=digest,
+                    dataset_id=dataset.id, site=request.site,
+                    priority_area=request.priority_area,
+                    gpu_hours=request.gpu_hours,
+                    agreement_id=decision.agreement_id or "",
+                    reasons=decision.denial_reasons())
+                raise DecisionPending(
+                    f"{self._nation} custodian: needs approval by the {self._nation} "
+                    f"officer (request {request_id})", outcome=outcome.value,
+                    reasons=decision.denial_reasons()
+                    + ([f"approval: refused: {refusal}"] if refusal else []))
+            if outcome is Outcome.HELD:
+                assert agreement is not None  # a hold needs an agreement
+                raise DecisionPending(
+                    f"{self._nation} custodian: held until "
+                    f"{agreement.oversight_body} is notified and an officer "
+                    f"acknowledges {notification_id_for(digest, agreement.id)}",
+                    outcome=outcome.value, reasons=decision.denial_reasons())
+            if not decision.permit:
+                raise PolicyDenied(
+                    f"{self._nation} custodian: {outcome.value}",
+                    reasons=decision.denial_reasons(),
+                )
+            if approval is not None and approval.decision == "approve":
+                self._approval_uses.use(
+                    approval.approval_id, job_id=request.job_id,
+                    request_digest=digest, expires_at=approval.expires_at, now=now)
+                self._record("approval.used", {
+                    "request_id": request_id, "job_id": request.job_id,
+                    "owner": self._nation, "approval_id": approval.approval_id})
         return {
             **decision.to_json(),
-            "hpke_suite": live.hpke_suite_value if live else HpkeSuite.X25519.value,
-            "tee_required": bool(live and live.tee_required),
+            "hpke_suite": agreement.hpke_suite_value if agreement
+            else HpkeSuite.X25519.value,
+            "tee_required": bool(agreement and agreement.tee_required),
         }
+
+    def _release_context(self, job_id: str, digest: str) -> PolicyContext:
+        for approval_id, used_digest, used_at, expires_at in (
+            self._approval_uses.used_for(job_id)
+        ):
+            if used_digest == digest:
+                return PolicyContext(
+                    request_digest=digest, at=parse_rfc3339(used_at),
+                    acknowledged=True,
+                    approval=ApprovalFacts(
+                        approval_id=approval_id, decision="approve",
+                        owner=self._nation, request_digest=digest,
+                        expires_at=parse_rfc3339(expires_at)))
+        return PolicyContext(request_digest=digest, acknowledged=True)
 
     # -- release ---------------------------------------------------------------
     def challenge(self) -> str:
@@ -266,11 +419,22 @@ class LocalCustodian:
         except AttestationError as exc:
             self._deny(request, [f"attestation: {exc.message}"])
             raise
+        job_request = JobRequest(
+            job_id=job.id, dataset_id=dataset.id, site=site.name,
+            priority_area=str(job.request["priority_area"]),
+            gpu_hours=float(job.request["gpu_hours"]),
+            code_measurement=job.measurement,
+        )
+        digest = digest_of(job_request.to_json())
         decision = self._evaluate(
             dataset,
             site.name,
-            str(job.request["priority_area"]),
-            float(job.request["gpu_hours"]),
+            job_request.priority_area,
+            job_request.gpu_hours,
+            # Approvals were consumed at the job's admission (decide): the
+            # approval counts if this job used it, as of the instant it was used.
+            # Oversight holds are admission checks too.
+            context=self._release_context(job.id, digest),
         )
         if not decision.permit:
             self._deny(request, decision.denial_reasons())
@@ -448,3 +612,42 @@ class LocalCustodian:
         return keystore.unwrap(
             wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"])
         )
+
+    # -- model transfer (orchestrator.transfer; keys: .transfer_keys) ----------
+    def export_model_key(self, request: dict[str, Any]) -> dict[str, Any]:
+        """As an owner: decide a model transfer, log it, seal the DEK to the
+        recipient custodian's HPKE key.
+
+        See :meth:`orchestrator.nation.transfer_keys.TransferKeys.export_model_key`
+        (request and result formats, and raised errors: ``PolicyDenied`` on any
+        refusal, logged first).
+        """
+        from orchestrator.nation.transfer_keys import TransferKeys
+
+        keys = TransferKeys(self._state, self._nation, clock=self._clock)
+        return keys.export_model_key(request)
+
+    def import_model_key(self, sealed: dict[str, Any]) -> dict[str, Any]:
+        """As the recipient: open a transferred DEK, wrap it under this KEK, log
+        ``transfer.completed``.
+
+        See :meth:`orchestrator.nation.transfer_keys.TransferKeys.import_model_key`
+        (raises ``PolicyDenied``, ``AlreadyExists`` or ``IntegrityError``).
+        """
+        from orchestrator.nation.transfer_keys import TransferKeys
+
+        keys = TransferKeys(self._state, self._nation, clock=self._clock)
+        return keys.import_model_key(sealed)
+
+    def open_transferred_key(self, transfer: dict[str, Any]) -> bytes:
+        """As the recipient: unwrap a transferred model's DEK for this nation's
+        officer, logging ``transfer.opened`` (or ``model.open.denied``) first.
+
+        See
+        :meth:`orchestrator.nation.transfer_keys.TransferKeys.open_transferred_key`
+        (raises ``PolicyDenied`` unless this nation completed the transfer).
+        """
+        from orchestrator.nation.transfer_keys import TransferKeys
+
+        keys = TransferKeys(self._state, self._nation, clock=self._clock)
+        return keys.open_transferred_key(transfer)

@@ -3,11 +3,13 @@
 (1) load and measure the workflow; resolve its dataset and site;
 (2) register the job and log ``request.submitted`` (orchestrator-signed);
 (3) ask every owner's custodian for its job-level decision (logged by it; a
-    denial stops here with every reason);
+    denial stops here with every reason; a case-by-case area or an oversight hold
+    leaves the job waiting for officers, and :func:`resume` continues it);
 (4) render the site into a Parsl ``Config`` and dispatch one enclave task per
     workflow task (:func:`orchestrator.site.runner.enclave_task`);
 (5) store each sealed model returned, register it and log ``model.sealed`` with its
-    lineage; log ``job.completed`` (or ``job.failed``).
+    lineage; log ``allocation.recorded`` (GPU-hours used) and ``job.completed``
+    (or ``job.failed``, which cancels the job's pending approvals).
 
 Security failures inside tasks are never retried.
 """
@@ -24,7 +26,12 @@ from typing import Any
 from orchestrator.canonical import digest_of
 from orchestrator.crypto import atomic_write_bytes
 from orchestrator.embedded import custodian_connector
-from orchestrator.errors import ConfigError, DispatchError, SovereignError
+from orchestrator.errors import (
+    ConfigError,
+    DecisionPending,
+    DispatchError,
+    SovereignError,
+)
 from orchestrator.labels import Label
 from orchestrator.ledger import CustodyEvent, CustodyLog
 from orchestrator.ledger.tlog import CheckpointPublisher
@@ -96,6 +103,10 @@ def submit(
         Malformed workflow (file and field named).
     NotFound
         Unknown site or dataset.
+    DecisionPending
+        An owner's officer must approve (case-by-case area) or acknowledge an
+        oversight notification first: the job is left ``pending-approval`` or
+        ``held`` (``job.pending`` logged); :func:`resume` continues it.
     PolicyDenied, AttestationError, IntegrityError
         A custodian refused, or verification failed (logged; never retried).
     DispatchError
@@ -103,13 +114,8 @@ def submit(
     """
     import time
 
-    from orchestrator.submit.jobs import RecordingSink, sync_tasks
-
-    sink = progress or ProgressSink()
     clock0 = time.monotonic()
     registry = Registry(state.registry_db)
-    log = CustodyLog(state.custody_db)
-    signer = orchestrator_signer(state)
     workflow = load_workflow(workflow_path)  # (1)
     wf = workflow.manifest
     names, selection = place.choose_sites(state, workflow_path, site_name, sites)
@@ -124,6 +130,7 @@ def submit(
         "gpus_per_task": wf.resources.gpus_per_task,
         "workflow": wf.workflow.name,
         "workflow_digest": digest_of(wf.model_dump(mode="json")),
+        "workflow_path": str(Path(workflow_path).resolve()),
         "tasks": task_names,
     }
     registry.add_job(
@@ -139,7 +146,7 @@ def submit(
             finished=None,
         )
     )
-    log.append(
+    CustodyLog(state.custody_db).append(
         CustodyEvent.create(
             "request.submitted",
             ORCHESTRATOR_ACTOR,
@@ -151,8 +158,77 @@ def submit(
                 **request,
             },
         ),
-        signer,
+        orchestrator_signer(state),
     )
+    return _admit_and_run(state, workflow, job_id, names, selection, progress, clock0)
+
+
+def resume(
+    state: StateDir, job_id: str, *, progress: ProgressSink | None = None
+) -> JobResult:
+    """Continue a job left ``pending-approval`` or ``held`` (logs ``job.resumed``).
+
+    Every owner's custodian decides again, now finding the officers' recorded
+    approvals or acknowledgements (each approval is consumed: single use).
+
+    Raises
+    ------
+    NotFound
+        Unknown job.
+    ConfigError
+        The job is not waiting, or its workflow file changed since submission
+        (measurement or manifest digest differ: submit it again).
+    DecisionPending, PolicyDenied, ...
+        As :func:`submit`.
+    """
+    import time
+
+    clock0 = time.monotonic()
+    registry = Registry(state.registry_db)
+    job = registry.job(job_id)
+    if job.state not in ("pending-approval", "held"):
+        raise ConfigError(f"job {job_id} is {job.state}, not waiting for officers",
+                          source=job_id)
+    path = Path(str(job.request.get("workflow_path", "")))
+    workflow = load_workflow(path)
+    digest = digest_of(workflow.manifest.model_dump(mode="json"))
+    if (workflow.measurement != job.measurement
+            or digest != job.request.get("workflow_digest")):
+        raise ConfigError(
+            f"workflow {path} changed since job {job_id} was submitted (code "
+            "measurement or manifest differ); submit it again", source=str(path))
+    registry.set_job_state(job_id, "submitted")
+    CustodyLog(state.custody_db).append(
+        CustodyEvent.create("job.resumed", ORCHESTRATOR_ACTOR, {"job_id": job_id}),
+        orchestrator_signer(state),
+    )
+    names = [n for n in job.site.split(",") if n]
+    return _admit_and_run(state, workflow, job_id, names, "", progress, clock0)
+
+
+def _admit_and_run(
+    state: StateDir,
+    workflow: Workflow,
+    job_id: str,
+    names: list[str],
+    selection: str,
+    progress: ProgressSink | None,
+    clock0: float,
+) -> JobResult:
+    """Steps (3)-(5) for a registered job."""
+    import time
+
+    from orchestrator.allocation import record_allocation
+    from orchestrator.approvals import cancel_pending
+    from orchestrator.submit.jobs import RecordingSink, sync_tasks
+
+    sink = progress or ProgressSink()
+    registry = Registry(state.registry_db)
+    log = CustodyLog(state.custody_db)
+    signer = orchestrator_signer(state)
+    wf = workflow.manifest
+    dataset = registry.dataset(wf.workflow.dataset)
+    task_names = workflow.tasks()
 
     def fail(exc: BaseException) -> None:
         registry.finish_job(
@@ -170,6 +246,7 @@ def submit(
             ),
             signer,
         )
+        cancel_pending(state, job_id=job_id, reason=f"job {job_id} failed")
         sync_tasks(state, job_id)
 
     sink.stage(selection or "policy decisions by each owner's custodian")
@@ -194,6 +271,20 @@ def submit(
                 f"owners' agreements require different HPKE suites: {sorted(suites)}",
                 source=job_id,
             )
+    except DecisionPending as exc:
+        exc.source = job_id  # the CLI names the job to resume
+        waiting = "held" if exc.outcome == "held" else "pending-approval"
+        registry.set_job_state(job_id, waiting)
+        log.append(
+            CustodyEvent.create(
+                "job.pending",
+                ORCHESTRATOR_ACTOR,
+                {"job_id": job_id, "state": waiting, "message": exc.message[:500],
+                 "reasons": exc.reasons},
+            ),
+            signer,
+        )
+        raise
     except SovereignError as exc:
         fail(exc)
         raise
@@ -245,6 +336,7 @@ def submit(
     result.summary = _summarize(workflow, result.tasks)
     registry.finish_job(job_id, "completed", result.summary, rfc3339(system_clock()))
     sync_tasks(state, job_id)
+    record_allocation(state, job_id)  # actual GPU-hours per agreement and quarter
     log.append(
         CustodyEvent.create(
             "job.completed",

@@ -154,27 +154,53 @@ def gate_sites(
     ------
     PolicyDenied
         With one site, its refusal; with several, when every site is refused.
+    DecisionPending
+        When no site is permitted and some wait on an officer (approval or
+        acknowledgement); every owner has logged its request.
     """
     from orchestrator.crypto import HpkeSuite
-    from orchestrator.errors import PolicyDenied
+    from orchestrator.errors import DecisionPending, PolicyDenied
 
     permitted: list[str] = []
     refused: dict[str, list[str]] = {}
+    waiting: dict[str, list[DecisionPending]] = {}
     suites: set[str] = set()
     for site in sites:
-        try:
-            found = {
-                str(decide(o, site).get("hpke_suite", HpkeSuite.X25519.value))
-                for o in owners
-            }
-        except PolicyDenied as exc:
-            if len(sites) == 1:
-                raise
-            refused[site] = [f"{exc.message}", *exc.reasons]
+        found: set[str] = set()
+        denied: list[PolicyDenied] = []
+        pending: list[DecisionPending] = []
+        for owner in owners:  # every owner decides (and logs), even after a refusal
+            try:
+                found.add(str(decide(owner, site).get("hpke_suite",
+                                                      HpkeSuite.X25519.value)))
+            except DecisionPending as exc:
+                pending.append(exc)
+            except PolicyDenied as exc:
+                denied.append(exc)
+        if denied:
+            if len(sites) == 1 and len(denied) == 1 and not pending:
+                raise denied[0]
+            refused[site] = [r for exc in denied for r in (exc.message, *exc.reasons)]
+            continue
+        if pending:
+            waiting[site] = pending
             continue
         permitted.append(site)
         suites |= found
+    if not permitted and waiting:
+        held = all(e.outcome == "held" for es in waiting.values() for e in es)
+        raise DecisionPending(
+            "waiting for officers: " + "; ".join(
+                e.message for es in waiting.values() for e in es),
+            outcome="held" if held else "needs-approval",
+            reasons=[r for es in waiting.values() for e in es for r in e.reasons]
+            + [f"{s}: refused: {'; '.join(r)}" for s, r in refused.items()],
+        )
+    for site, pending_list in waiting.items():
+        refused[site] = ["waiting for officers", *(e.message for e in pending_list)]
     if not permitted:
+        if len(sites) == 1:
+            raise PolicyDenied(refused[sites[0]][0], reasons=refused[sites[0]][1:])
         raise PolicyDenied(
             "every site was refused",
             reasons=[f"{s}: {'; '.join(r)}" for s, r in refused.items()],

@@ -61,7 +61,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "--caveat",
         "DEFENCE-RESEARCH-ONLY",
     )
-    cli("agreement", "add", "agreements/aus-usa.toml")
+    cli("agreement", "add", "agreements/aus-usa.toml",
+        "--sign-as", "AUS,USA")
     job = cli(
         "submit", "workflows/sonar_classification.toml", "--site", "local", "--json"
     ).json()

@@ -30,7 +30,7 @@ from orchestrator.crypto import (
     new_dek,
 )
 from orchestrator.embedded import custodian_connector
-from orchestrator.errors import AttestationError, PolicyDenied
+from orchestrator.errors import AttestationError, DecisionPending, PolicyDenied
 from orchestrator.ledger import CustodyLog
 from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
 from orchestrator.nation.custodian import LocalCustodian
@@ -204,7 +204,12 @@ def test_refusals_keep_their_class_and_reasons(served: Served) -> None:
         assert denied.value.reasons and any(
             "approval" in r for r in denied.value.reasons
         )
-        assert denied.value.diagnostics() == expected.value.diagnostics()
+        # The class and the outcome cross the wire; the message names each job's
+        # own approval request (apr-<job>-AUS-local).
+        assert type(denied.value) is type(expected.value) is DecisionPending
+        assert isinstance(denied.value, DecisionPending)
+        assert denied.value.outcome == "needs-approval"
+        assert "apr-job-review-2-AUS-local" in denied.value.message
         key = RecipientKey.generate()
         with pytest.raises(PolicyDenied) as unknown:
             aus.release_key(_release_request(world, aus, key, "job-none", "a-x"))

@@ -81,7 +81,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cli("site", "register", str(base / "site.toml"))
     cli("dataset", "seal", str(data), "--name", "uci-sonar", "--owner", "AUS",
         "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
-    cli("agreement", "add", "agreements/aus-usa.toml")
+    cli("agreement", "add", "agreements/aus-usa.toml",
+        "--sign-as", "AUS,USA")
     training = (f"folds = 2\nepochs = {EPOCHS}\ncheckpoint_every = {EVERY}\n"
                 "final_model = true")
     long_job = _manifest(base, "sonar-long", ROOT / "workflows" /

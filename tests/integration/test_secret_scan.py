@@ -52,7 +52,8 @@ def test_no_dek_or_kek_outside_its_boundary(tmp_path: Path) -> None:
     run("site", "register", "site_configs/local.toml")
     run("dataset", "seal", "data/sonar/sonar.csv", "--name", "uci-sonar",
         "--owner", "AUS", "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
-    run("agreement", "add", "agreements/aus-usa.toml")
+    run("agreement", "add", "agreements/aus-usa.toml",
+        "--sign-as", "AUS,USA")
     job = run("submit", "workflows/sonar_classification.toml", "--site", "local",
               "--json").json()
     assert job["models"], "the job produced no model to scan for"

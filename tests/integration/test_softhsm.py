@@ -347,7 +347,8 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
         "--rel-to",
         "AUS,GBR,USA",
     )
-    cli("agreement", "add", "agreements/aus-usa.toml")
+    cli("agreement", "add", "agreements/aus-usa.toml",
+        "--sign-as", "AUS,USA")
     job = cli(
         "submit", "workflows/sonar_classification.toml", "--site", "local", "--json"
     ).json()
@@ -407,7 +408,8 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
         "--rel-to",
         "AUS,GBR,USA",
     )
-    cli("agreement", "add", "agreements/aus-usa.toml")
+    cli("agreement", "add", "agreements/aus-usa.toml",
+        "--sign-as", "AUS,USA")
     cli("custodian", "pki", "init", "AUS")
     service = ServiceProcess(state, "AUS")
     service.start()

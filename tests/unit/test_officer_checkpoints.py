@@ -145,14 +145,15 @@ def test_tampered_entry_below_the_checkpoint_names_its_index(world: World) -> No
     db = sqlite3.connect(world.state.custody_db)
     for name in ("entries_job_id", "entries_model_id", "entries_dataset_id"):
         db.execute(f"DROP INDEX IF EXISTS {name}")
-    leaf = db.execute("SELECT leaf FROM entries WHERE seq = 7").fetchone()[0]
-    db.execute("UPDATE entries SET leaf = ? WHERE seq = 7",
-               (leaf.replace(b"a-1", b"a-9"),))
+    seq, leaf = next((s, leaf) for s, leaf in db.execute(
+        "SELECT seq, leaf FROM entries ORDER BY seq") if b'"a-1"' in leaf)
+    db.execute("UPDATE entries SET leaf = ? WHERE seq = ?",
+               (leaf.replace(b"a-1", b"a-9"), seq))
     db.commit()
     db.close()
     from orchestrator.errors import LedgerVerificationError
 
     with pytest.raises(LedgerVerificationError) as caught:
         verify_custody(world.state, officer="AUS")
-    assert caught.value.index == 7
+    assert caught.value.index == seq
     assert not _trusted(world).exists()

@@ -248,15 +248,39 @@ def test_gate_sites_asks_every_owner_for_every_site() -> None:
     decide = _decider({"low": ["accreditation: too low"]})
     permitted, refused, suites = gate_sites(decide, ["a", "low", "b"], ["AUS", "GBR"])
     assert permitted == ["a", "b"] and suites == {"x25519"}
-    assert refused == {"low": ["AUS custodian: deny", "accreditation: too low"]}
-    # Every site is asked; a site's first refusal ends that site's questions.
+    assert refused == {"low": ["AUS custodian: deny", "accreditation: too low",
+                               "GBR custodian: deny", "accreditation: too low"]}
+    # Every owner is asked for every site, even after a refusal: each owner's
+    # custodian logs its own decision (and, case by case, its approval request).
     assert decide.calls == [
         ("AUS", "a"),
         ("GBR", "a"),
         ("AUS", "low"),
+        ("GBR", "low"),
         ("AUS", "b"),
         ("GBR", "b"),
     ]
+
+
+def test_gate_sites_pending_owner_makes_the_job_wait() -> None:
+    from orchestrator.errors import DecisionPending
+
+    def decide(owner: str, name: str) -> dict[str, Any]:
+        if owner == "GBR":
+            raise DecisionPending("GBR custodian: needs approval",
+                                  reasons=["tier: needs approval: case-by-case"])
+        return {"outcome": "permit", "hpke_suite": "x25519"}
+
+    with pytest.raises(DecisionPending) as waiting:
+        gate_sites(decide, ["a"], ["AUS", "GBR"])
+    assert waiting.value.outcome == "needs-approval"
+    assert waiting.value.reasons == ["tier: needs approval: case-by-case"]
+    # With another site fully permitted, the waiting site is excluded instead.
+    calls = _decider({})
+    permitted, refused, _ = gate_sites(
+        lambda o, n: decide(o, n) if n == "a" else calls(o, n), ["a", "b"],
+        ["AUS", "GBR"])
+    assert permitted == ["b"] and refused["a"][0] == "waiting for officers"
 
 
 def test_gate_sites_single_site_refusal_raises_unchanged() -> None:

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, World
+from testkit import ROOT, World, add_signed_agreement
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
 from orchestrator.errors import (
     AttestationError,
+    DecisionPending,
     IntegrityError,
     LedgerError,
     PolicyDenied,
@@ -109,17 +110,19 @@ def test_release_opens_only_for_the_enclave_and_request(world: World) -> None:
         hpke_open(RecipientKey.generate(), b64d(grant.sealed_dek), request.hpke_info())
 
 
-def test_decide_permits_pre_approved_and_denies_case_by_case(world: World) -> None:
+def test_decide_permits_pre_approved_and_holds_case_by_case(world: World) -> None:
     aus = LocalCustodian(world.state, "AUS")
     ok = JobRequest(
         "job-1", world.dataset_id, world.site, "undersea-autonomy", 1.0, MEASUREMENT
     )
     assert aus.decide(ok)["outcome"] == "permit"
     review = replace(ok, job_id="job-2", priority_area="quantum-sensing")
-    with pytest.raises(PolicyDenied) as denied:
+    with pytest.raises(DecisionPending) as pending:
         aus.decide(review)
-    assert any("approval" in r for r in denied.value.reasons)
-    assert _kinds(world)[-2:] == ["policy.decided", "policy.decided"]
+    assert pending.value.outcome == "needs-approval"
+    assert any("approval" in r for r in pending.value.reasons)
+    assert _kinds(world)[-3:] == ["policy.decided", "policy.decided",
+                                  "approval.requested"]
 
 
 def test_notification_above_threshold_is_logged(world: World) -> None:
@@ -294,6 +297,7 @@ def test_every_owner_must_permit(world: World) -> None:
 
     joint = seal_dataset(world.state, SONAR, name="joint", owners=["AUS", "GBR"],
                          classification="SECRET", releasable_to=["AUS", "GBR", "USA"])
+    add_signed_agreement(world.state, ROOT / "agreements" / "aus-gbr.toml")
     Registry(world.state.registry_db).add_job(JobRecord(
         id="job-j", workflow="sonar", site=world.site,
         request={"dataset_ids": [joint.id], "priority_area": "undersea-autonomy",
@@ -323,8 +327,6 @@ def test_every_owner_must_permit(world: World) -> None:
     assert [e.event.body["owner"] for e in released] == ["AUS"]
     assert [e.event.body["owner"] for e in denied_events] == ["GBR"]
 
-    from orchestrator.submit.registration import add_agreement
-
-    add_agreement(world.state, ROOT / "agreements" / "gbr-usa.toml")
+    add_signed_agreement(world.state, ROOT / "agreements" / "gbr-usa.toml")
     table = enclave.open_input(sealed)  # both owners now release the same DEK
     assert table.n_rows == 208 and len(enclave.grants) == 3

@@ -1,0 +1,99 @@
+"""Single-use approvals across a restart of a real custodian *service*.
+
+The AUS custodian runs as ``python -m orchestrator custodian serve`` (mutual TLS
+on loopback, as in ``test_custodian_service.py``) and is reached through the
+nation directory (what ``sovereign custodian pki init`` and ``register`` do, called
+in-process). A case-by-case job is
+approved by the AUS officer and admitted; the service process is then stopped
+and started again over the same state directory, and the replayed decision is
+refused over the wire.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from testkit import World, attested_release, make_world, register_job
+
+from orchestrator.approvals import approval_requests, decide_request, request_id_for
+from orchestrator.embedded import custodian_connector
+from orchestrator.errors import DecisionPending, PolicyDenied
+from orchestrator.ledger import CustodyLog
+from orchestrator.nation.client import HttpCustodian
+from orchestrator.nation.directory import NationEntry, register_nation
+from orchestrator.nation.pki import DEFAULT_SERVER_HOSTS, NationPki, init_pki
+from orchestrator.nation.service import ServiceProcess
+from orchestrator.release import JobRequest
+
+AREA = "quantum-sensing"  # case-by-case under AUS-USA
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    """A world whose AUS custodian has a PKI (``sovereign custodian pki init``)."""
+    world = make_world(tmp_path)
+    init_pki(world.state, "AUS", hosts=DEFAULT_SERVER_HOSTS)
+    return world
+
+
+def _client(world: World) -> HttpCustodian:
+    aus = custodian_connector(world.state)("AUS")  # from the nation directory
+    assert isinstance(aus, HttpCustodian)
+    return aus
+
+
+def _job(world: World, job_id: str, area: str = AREA) -> JobRequest:
+    """Register ``job_id`` (so keys can be released for it) and return its request."""
+    return register_job(world, job_id, area)  # type: ignore[no-any-return]
+
+
+def test_replay_after_a_service_restart_is_refused(world: World) -> None:
+    log = CustodyLog(world.state.custody_db)
+    request = _job(world, "job-1")
+    first = ServiceProcess(world.state, "AUS")
+    first.start()
+    try:
+        pki = NationPki.of(world.state, "AUS")  # as `sovereign custodian register`
+        register_nation(world.state, NationEntry(
+            nation="AUS", url=first.url, ca=pki.ca_cert,
+            cert=pki.client_cert("orchestrator"), key=pki.client_key("orchestrator")))
+        with _client(world) as aus:
+            with pytest.raises(DecisionPending) as pending:
+                aus.decide(request)
+            assert pending.value.outcome == "needs-approval"
+            rid = request_id_for("job-1", "AUS", world.site)
+            assert rid in pending.value.message
+            with pytest.raises(PolicyDenied):  # nothing approved: no key
+                attested_release(world, aus, "job-1", "a0")
+            approved = decide_request(world.state, rid, "AUS", "approve")
+            assert approved.status == "approved"
+            assert aus.decide(request)["outcome"] == "permit"
+            assert attested_release(world, aus, "job-1", "a1").job_id == "job-1"
+            served = aus.health()
+            assert served["pid"] == first.proc.pid  # type: ignore[union-attr]
+        (used,) = log.find("approval.used", request_id=rid)
+        assert used.event.actor == "custodian:AUS"
+    finally:
+        first.stop()
+
+    again = ServiceProcess(world.state, "AUS", port=first.port)  # same URL
+    again.start()
+    try:
+        with _client(world) as aus:
+            assert aus.health()["pid"] == again.proc.pid  # type: ignore[union-attr]
+            assert again.proc.pid != first.proc.pid  # type: ignore[union-attr]
+            with pytest.raises(DecisionPending) as replay:
+                aus.decide(request)
+            assert isinstance(replay.value, PolicyDenied)
+            assert any("already used by job job-1" in r and "single use" in r
+                       for r in replay.value.reasons), replay.value.reasons
+            # The use itself survived the restart: the admitted job keeps its keys.
+            assert attested_release(world, aus, "job-1", "a2").job_id == "job-1"
+        (refused,) = log.find("approval.refused", request_id=rid)
+        assert refused.event.actor == "custodian:AUS"
+        assert "already used" in refused.event.body["reason"]
+        assert len(log.find("approval.used", request_id=rid)) == 1
+        assert [r.status for r in approval_requests(world.state)] == ["used"]
+    finally:
+        again.stop()

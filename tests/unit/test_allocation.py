@@ -1,0 +1,235 @@
+"""Allocation accounting and oversight notifications (thresholds, holds, acks).
+
+Real state directories, real custodians, real officer signatures; a full sonar
+submission (real Parsl workers) checks the ``allocation.recorded`` of a job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit import (
+    ROOT,
+    World,
+    attested_release,
+    edit_entry_body,
+    make_world,
+    officer_key,
+    register_job,
+)
+
+from orchestrator.agreements import quarter_of
+from orchestrator.allocation import (
+    acknowledge,
+    notification_id_for,
+    notifications,
+    quarter_usage,
+)
+from orchestrator.canonical import digest_of
+from orchestrator.errors import ConfigError, DecisionPending, NotFound
+from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
+from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.release import JobRequest
+from orchestrator.statements import sign_statement
+from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
+from orchestrator.timeutil import system_clock
+
+AUS_USA = ROOT / "agreements" / "aus-usa.toml"
+AID = "AUS-USA-SONAR-2026"
+OVERSIGHT = "AUKUS Joint Steering Group"
+AREA = "undersea-autonomy"  # pre-approved under AUS-USA
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _world(tmp_path: Path, extra: str = "") -> World:
+    """A world whose AUS-USA agreement has the ``extra`` [agreement] keys."""
+    text = AUS_USA.read_text()
+    anchor = f'oversight_body = "{OVERSIGHT}"\n'
+    assert anchor in text
+    path = tmp_path / "aus-usa.toml"
+    path.write_text(text.replace(anchor, anchor + extra))
+    return make_world(tmp_path, agreement=path)
+
+
+def _job(world: World, job_id: str, gpu_hours: float) -> JobRequest:
+    return register_job(world, job_id, AREA, gpu_hours)  # type: ignore[no-any-return]
+
+
+def _found(world: World, kind: str, **match: str) -> list[SignedEntry]:
+    return CustodyLog(world.state.custody_db).find(kind, **match)
+
+
+def _used(world: World, gpu_hours: float, quarter: str) -> None:
+    """Log a finished job's ``allocation.recorded`` as the pipeline does."""
+    CustodyLog(world.state.custody_db).append(CustodyEvent.create(
+        "allocation.recorded", ORCHESTRATOR_ACTOR,
+        {"job_id": f"job-earlier-{quarter}", "gpu_hours": gpu_hours,
+         "quarter": quarter, "agreement_ids": [AID], "tasks": 1}),
+        orchestrator_signer(world.state))
+
+
+def _held(world: World, custodian: LocalCustodian, request: JobRequest) -> str:
+    """Decide ``request`` (over the threshold, held); return its notification id."""
+    with pytest.raises(DecisionPending) as held:
+        custodian.decide(request)
+    assert held.value.outcome == "held"
+    nid = notification_id_for(digest_of(request.to_json()), AID)
+    assert nid in held.value.message
+    assert any(r.startswith(f"threshold: held: awaiting acknowledgement by {OVERSIGHT}")
+               for r in held.value.reasons), held.value.reasons
+    return nid
+
+
+def _acked_by(world: World, nid: str) -> str | None:
+    return next(n.acknowledged_by for n in notifications(world.state)
+                if n.notification_id == nid)
+
+
+# -- thresholds ------------------------------------------------------------------------
+def test_per_request_threshold_notifies_the_oversight_body(world: World) -> None:
+    aus = LocalCustodian(world.state, "AUS")
+    small = aus.decide(_job(world, "job-small", 500.0))  # at the threshold: no
+    assert small["outcome"] == "permit" and small["notices"] == []
+    assert _found(world, "notification.recorded") == []
+    request = _job(world, "job-big", 900.0)
+    decision = aus.decide(request)
+    assert decision["outcome"] == "permit" and decision["notices"] == ["per-request"]
+    (note,) = _found(world, "notification.recorded")
+    body = note.event.body
+    assert body["oversight_body"] == OVERSIGHT
+    assert body["agreement_id"] == AID and body["job_id"] == "job-big"
+    assert body["kinds"] == ["per-request"] and body["hold"] is False
+    assert body["gpu_hours"] == 900.0 and body["threshold_gpu_hours"] == 500.0
+    assert note.event.actor == "custodian:AUS"
+    aus.decide(request)  # the same request again: notified once
+    assert len(_found(world, "notification.recorded")) == 1
+    (listed,) = notifications(world.state)
+    assert (listed.job_id, listed.kinds, listed.acknowledged_by) == (
+        "job-big", ("per-request",), None)
+
+
+def test_quarterly_threshold_counts_usage_in_the_same_quarter(tmp_path: Path) -> None:
+    world = _world(tmp_path, "quarterly_threshold_gpu_hours = 100.0\n")
+    quarter = quarter_of(system_clock().date())
+    _used(world, 1000.0, "2020-Q1")  # another quarter: does not count
+    _used(world, 60.0, quarter)
+    _used(world, 30.0, quarter)
+    log = CustodyLog(world.state.custody_db)
+    assert quarter_usage(log, quarter) == {AID: 90.0}
+    aus = LocalCustodian(world.state, "AUS")
+    within = aus.decide(_job(world, "job-within", 10.0))  # 90 + 10 = 100: not above
+    assert within["outcome"] == "permit" and within["notices"] == []
+    crossing = aus.decide(_job(world, "job-crossing", 20.0))
+    assert crossing["outcome"] == "permit" and crossing["notices"] == ["quarterly"]
+    (note,) = _found(world, "notification.recorded")
+    body = note.event.body
+    assert body["kinds"] == ["quarterly"] and body["job_id"] == "job-crossing"
+    assert body["quarter"] == quarter and body["quarter_used_gpu_hours"] == 90.0
+    assert body["quarterly_threshold_gpu_hours"] == 100.0
+    assert body["oversight_body"] == OVERSIGHT
+    both = aus.decide(_job(world, "job-both", 600.0))
+    assert both["notices"] == ["per-request", "quarterly"]
+
+
+# -- holds and acknowledgements --------------------------------------------------------
+def test_hold_until_acknowledged_then_permit_and_release(tmp_path: Path) -> None:
+    world = _world(tmp_path, "hold_until_acknowledged = true\n")
+    aus = LocalCustodian(world.state, "AUS")
+    assert aus.decide(_job(world, "job-small", 1.0))["outcome"] == "permit"
+    request = _job(world, "job-big", 900.0)
+    nid = _held(world, aus, request)
+    _held(world, aus, request)  # still held; notified once
+    (note,) = _found(world, "notification.recorded")
+    assert note.event.body["hold"] is True
+    with pytest.raises(ConfigError) as outsider:
+        acknowledge(world.state, nid, "GBR")
+    assert outsider.value.field == "--as"
+    with pytest.raises(NotFound):
+        acknowledge(world.state, "ntf-nope", "USA")
+    assert _found(world, "notification.acknowledged") == []
+
+    acked = acknowledge(world.state, nid, "USA")
+    assert acked.acknowledged_by == "USA" and acked.hold
+    (ack,) = _found(world, "notification.acknowledged")
+    assert ack.event.actor == "officer:USA"
+    assert ack.event.body["oversight_body"] == OVERSIGHT
+    with pytest.raises(ConfigError, match="already acknowledged"):
+        acknowledge(world.state, nid, "AUS")
+    decision = aus.decide(request)
+    assert decision["outcome"] == "permit"
+    threshold = next(r for r in decision["reasons"] if r["rule"] == "threshold")
+    assert f"acknowledged on behalf of {OVERSIGHT}" in threshold["detail"]
+    assert attested_release(world, aus, "job-big").job_id == "job-big"
+
+
+@pytest.mark.parametrize("forgery", ["foreign-key", "non-party", "altered"])
+def test_forged_or_altered_acknowledgement_does_not_count(
+        tmp_path: Path, forgery: str) -> None:
+    world = _world(tmp_path, "hold_until_acknowledged = true\n")
+    aus = LocalCustodian(world.state, "AUS")
+    request = _job(world, "job-big", 900.0)
+    nid = _held(world, aus, request)
+    if forgery == "altered":
+        acknowledge(world.state, nid, "USA")
+        (ack,) = _found(world, "notification.acknowledged")
+
+        def alter(body: dict[str, Any]) -> None:
+            body["statement"]["issued_at"] = "2020-01-01T00:00:00.000000Z"
+
+        edit_entry_body(world, ack.seq, alter)
+    else:
+        nation = "USA" if forgery == "foreign-key" else "GBR"
+        gbr = officer_key(world, "GBR")
+        signed = sign_statement({"type": "notification-ack/v1", "nation": nation,
+                                 "issued_at": "2026-11-21T00:00:00.000000Z",
+                                 "notification_id": nid, "agreement_id": AID}, gbr)
+        CustodyLog(world.state.custody_db).append(CustodyEvent.create(
+            "notification.acknowledged", f"officer:{nation}",
+            {"notification_id": nid, "agreement_id": AID,
+             "oversight_body": OVERSIGHT, **signed.to_json()}), gbr)
+    _held(world, aus, request)  # the custodian still holds it
+    assert _acked_by(world, nid) is None  # and officers are not told otherwise
+    acknowledge(world.state, nid, "AUS")  # a genuine acknowledgement still can
+    assert _acked_by(world, nid) == "AUS"
+    assert aus.decide(request)["outcome"] == "permit"
+
+
+# -- a real job ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_submitted_job_records_its_allocation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.submit.jobs import job_view
+    from orchestrator.submit.pipeline import submit
+
+    monkeypatch.setenv(  # Parsl's workers are started from the virtualenv
+        "PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    world = make_world(tmp_path)
+    workflow = tmp_path / "sonar.toml"
+    text = (ROOT / "workflows" / "sonar_classification.toml").read_text()
+    for old, new in (
+        ('code = "sonar_classification.py"',
+         f'code = "{ROOT / "workflows" / "sonar_classification.py"}"'),
+        ("folds = 13", "folds = 2"), ("epochs = 300", "epochs = 20"),
+        ("final_model = true", "final_model = false"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    workflow.write_text(text)
+    result = submit(world.state, workflow, world.site)
+    assert len(result.tasks) == 2 and result.model_ids == []
+    (allocation,) = _found(world, "allocation.recorded")
+    body = allocation.event.body
+    view = job_view(world.state, result.job_id)
+    quarter = quarter_of(system_clock().date())
+    assert body == {"job_id": result.job_id, "gpu_hours": float(view["gpu_hours"]),
+                    "quarter": quarter, "agreement_ids": [AID],
+                    "tasks": len(view["tasks"])}
+    assert allocation.event.actor == ORCHESTRATOR_ACTOR
+    kinds = [e.event.kind for e in CustodyLog(world.state.custody_db).entries()]
+    assert kinds.index("allocation.recorded") < kinds.index("job.completed")
+    assert quarter_usage(CustodyLog(world.state.custody_db), quarter) == {
+        AID: body["gpu_hours"]}
