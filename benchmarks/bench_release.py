@@ -52,10 +52,12 @@ JOB_ID = "job-bench-release"
 
 
 def _setup(root: Path) -> tuple[Any, str]:
+    from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.pki import init_pki
     from orchestrator.nation.steward import seal_dataset
     from orchestrator.registry import JobRecord, Registry
+    from orchestrator.release import JobRequest
     from orchestrator.state import StateDir
     from orchestrator.submit.registration import add_agreement, register_site
 
@@ -91,6 +93,8 @@ def _setup(root: Path) -> tuple[Any, str]:
             finished=None,
         )
     )
+    LocalCustodian(state, "AUS").decide(JobRequest(  # the job's admission
+        JOB_ID, record.id, "local", "undersea-autonomy", 0.5, MEASUREMENT))
     return state, record.id
 
 

@@ -106,14 +106,17 @@ def request_approval(log: CustodyLog, signer: Any, actor: str, *, request_id: st
                      owner: str, job_id: str, request_digest: str,
                      dataset_id: str, site: str, priority_area: str,
                      gpu_hours: float, agreement_id: str, reasons: list[str]) -> str:
-    """Log ``approval.requested`` once per (job, owner); return its request id.
+    """Log ``approval.requested`` once per (job, owner, site); return its request id.
 
     Called by the owner's custodian (``actor`` ``custodian:<owner>``, ``signer``
-    its key). A request already logged for the same digest is not logged again.
+    its key). The request is not logged again while its latest round for the same
+    digest is open or settled; a round that was cancelled (termination,
+    revocation, failed job) is asked again, starting a new round.
     """
-    for entry in log.find("approval.requested", request_id=request_id):
-        if entry.event.body.get("request_digest") == request_digest:
-            return request_id
+    current = _rounds(log).get(request_id)
+    if (current is not None and current[0].event.body.get("request_digest")
+            == request_digest and current[1] != "cancelled"):
+        return request_id
     log.append(CustodyEvent.create("approval.requested", actor, {
         "request_id": request_id, "job_id": job_id, "owner": owner,
         "request_digest": request_digest, "dataset_id": dataset_id, "site": site,
@@ -122,35 +125,47 @@ def request_approval(log: CustodyLog, signer: Any, actor: str, *, request_id: st
     return request_id
 
 
-def _settle(entries: list[SignedEntry], at: datetime) -> dict[str, tuple[str, Any]]:
-    """request id -> (status, decision statement) from settling events."""
-    out: dict[str, tuple[str, Any]] = {}
+_APPROVAL_KINDS = ("approval.requested", "approval.granted", "approval.denied",
+                   "approval.used", "approval.cancelled")
+
+
+def _rounds(log: CustodyLog) -> dict[str, tuple[SignedEntry, str, Any]]:
+    """request id -> (its latest ``approval.requested`` entry, status, statement).
+
+    Events are replayed in log order; each ``approval.requested`` starts a new
+    round for its id (a request asked again after a cancellation). Statuses:
+    ``pending``, ``approved``, ``denied``, ``used``, ``cancelled`` (expiry is
+    applied by :func:`approval_requests`).
+    """
+    entries = sorted((e for kind in _APPROVAL_KINDS for e in log.find(kind)),
+                     key=lambda e: e.seq)
+    out: dict[str, tuple[SignedEntry, str, Any]] = {}
     for entry in entries:
         body, kind = entry.event.body, entry.event.kind
         rid = str(body.get("request_id", ""))
-        if kind == "approval.granted":
-            out[rid] = ("approved", body.get("statement"))
-        elif kind == "approval.denied":
-            out[rid] = ("denied", body.get("statement"))
+        if kind == "approval.requested":
+            out[rid] = (entry, "pending", None)
+            continue
+        if rid not in out:
+            continue  # a settling event without a request: ignored
+        requested, status, statement = out[rid]
+        if kind == "approval.granted" and status in ("pending", "approved"):
+            out[rid] = (requested, "approved", body.get("statement"))
+        elif kind == "approval.denied" and status in ("pending", "approved"):
+            out[rid] = (requested, "denied", body.get("statement"))
         elif kind == "approval.used":
-            out[rid] = ("used", out.get(rid, ("", None))[1])
-        elif kind == "approval.cancelled" and out.get(rid, ("",))[0] not in (
-                "used", "denied"):
-            out[rid] = ("cancelled", out.get(rid, ("", None))[1])
-    for rid, (status, statement) in list(out.items()):
-        if status == "approved" and isinstance(statement, dict):
-            try:
-                if parse_rfc3339(str(statement.get("expires_at"))) <= at:
-                    out[rid] = ("expired", statement)
-            except ValueError:
-                out[rid] = ("expired", statement)
+            out[rid] = (requested, "used", statement)
+        elif kind == "approval.cancelled" and status in ("pending", "approved"):
+            # "approved" covers approvals that expired unused
+            out[rid] = (requested, "cancelled", statement)
     return out
 
 
 def approval_requests(state: Any, *, nation: str | None = None,
                       status: str | None = None,
                       at: datetime | None = None) -> list[ApprovalRequest]:
-    """Every approval request in ``state``'s custody log, oldest first.
+    """Every approval request in ``state``'s custody log (its latest round),
+    oldest first.
 
     Parameters
     ----------
@@ -161,16 +176,19 @@ def approval_requests(state: Any, *, nation: str | None = None,
     at
         The instant used to mark approvals ``expired`` (default: now).
     """
-    log = CustodyLog(state.custody_db)
     at = at or system_clock()
-    settled = _settle(
-        [e for kind in ("approval.granted", "approval.denied", "approval.used",
-                        "approval.cancelled") for e in log.find(kind)], at)
     out = []
-    for entry in log.find("approval.requested"):
+    rounds = sorted(_rounds(CustodyLog(state.custody_db)).items(),
+                    key=lambda item: item[1][0].seq)
+    for rid, (entry, st, statement) in rounds:
+        if st == "approved":
+            try:
+                expires = parse_rfc3339(str((statement or {}).get("expires_at")))
+            except ValueError:
+                expires = at
+            if expires <= at:
+                st = "expired"
         b = entry.event.body
-        rid = str(b["request_id"])
-        st, statement = settled.get(rid, ("pending", None))
         req = ApprovalRequest(
             request_id=rid, job_id=str(b["job_id"]), owner=str(b["owner"]),
             request_digest=str(b["request_digest"]),
@@ -297,7 +315,8 @@ def decide_request(state: Any, request_id: str, nation: str, decision: str, *,
 
 def cancel_pending(state: Any, *, reason: str, agreement_id: str | None = None,
                    job_id: str | None = None) -> list[str]:
-    """Cancel pending (or approved, unused) requests under an agreement or of a job.
+    """Cancel open requests (pending, or approved but unused, expired or not) under
+    an agreement or of a job.
 
     Logs ``approval.cancelled`` for each; returns their request ids.
     """
@@ -306,7 +325,7 @@ def cancel_pending(state: Any, *, reason: str, agreement_id: str | None = None,
     log = CustodyLog(state.custody_db)
     cancelled = []
     for req in approval_requests(state):
-        if req.status not in ("pending", "approved"):
+        if req.status not in ("pending", "approved", "expired"):
             continue
         if agreement_id is not None and req.agreement_id != agreement_id:
             continue
@@ -330,7 +349,9 @@ def find_decision(log: CustodyLog, request_id: str
     latest: tuple[SignedStatement | None, int | None] = (None, None)
     for entry in log.find(None, request_id=request_id):
         kind = entry.event.kind
-        if kind in ("approval.granted", "approval.denied"):
+        if kind == "approval.requested":
+            latest = (None, None)  # a new round: earlier decisions are spent
+        elif kind in ("approval.granted", "approval.denied"):
             try:
                 latest = (SignedStatement.from_json(entry.event.body,
                                                     source=f"entry {entry.seq}"),

@@ -42,13 +42,36 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _rows(data: bytes, source: str) -> Iterator[tuple[int, list[str]]]:
+class _ViewReader(io.RawIOBase):
+    """A read-only raw stream over a buffer, without copying it (``io.BytesIO``
+    copies anything but ``bytes``: a second full copy of a decrypted dataset)."""
+
+    def __init__(self, data: bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = min(len(out), len(self._view) - self._pos)
+        out[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def _rows(data: bytes | bytearray | memoryview,
+          source: str) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` for each non-blank CSV record of ``data``.
 
     ``line_number`` is the 1-based file line on which the record ends (a quoted field
     may span lines). Raises :class:`DataError` for invalid UTF-8 or CSV syntax.
     """
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    raw: io.BytesIO | io.BufferedReader = (
+        io.BytesIO(data) if isinstance(data, bytes)
+        else io.BufferedReader(_ViewReader(data)))
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     while True:
         try:
@@ -115,7 +138,7 @@ def _convert(flat: list[str], lines: list[int], n_features: int, label_index: in
     raise DataError(message, source=source, field=f"row {lines[row]}, column {column}")
 
 
-def parse_csv(data: bytes, *, label_column: int | str = -1,
+def parse_csv(data: bytes | bytearray | memoryview, *, label_column: int | str = -1,
               has_header: bool | None = None, source: str = "<memory>") -> Table:
     """Parse a UTF-8 CSV of numeric features and one class label per row.
 
@@ -123,7 +146,8 @@ def parse_csv(data: bytes, *, label_column: int | str = -1,
     ----------
     data
         The whole CSV file, UTF-8 (a leading byte-order mark is ignored). Blank lines
-        are skipped.
+        are skipped. A ``bytearray`` or ``memoryview`` is read in place (not
+        copied), so the caller can wipe it afterwards.
     label_column
         The label column: a 0-based index (negative counts from the end; the default
         ``-1`` is the last column) or, when the CSV has a header, the column's name.

@@ -130,9 +130,14 @@ MEASUREMENT = "sha256:" + "ab" * 32
 
 
 def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
-                 gpu_hours: float = 0.5) -> Any:
-    """Register ``job_id`` over the world's dataset at its site (so custodians can
-    release keys for it) and return its :class:`~orchestrator.release.JobRequest`."""
+                 gpu_hours: float = 0.5, *, admit: tuple[str, ...] = ()) -> Any:
+    """Register ``job_id`` over the world's dataset at its site and return its
+    :class:`~orchestrator.release.JobRequest`.
+
+    ``admit``: nations whose custodians then decide the request (a permit is the
+    job's admission, which key releases need), as a submission does.
+    """
+    from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.registry import JobRecord, Registry
     from orchestrator.release import JobRequest
 
@@ -142,8 +147,11 @@ def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
                  "gpu_hours": gpu_hours},
         measurement=MEASUREMENT, state="submitted", summary={},
         created="2026-11-21T00:00:00Z", finished=None))
-    return JobRequest(job_id, world.dataset_id, world.site, area, gpu_hours,
-                      MEASUREMENT)
+    request = JobRequest(job_id, world.dataset_id, world.site, area, gpu_hours,
+                         MEASUREMENT)
+    for nation in admit:
+        LocalCustodian(world.state, nation).decide(request)
+    return request
 
 
 def attested_release(world: World, custodian: Any, job_id: str, attempt: str = "a1",

@@ -1,8 +1,10 @@
 """The ``sovereign`` command: one command group per role.
 
 ``nation`` (custodians/officers), ``site`` (site admins), ``dataset`` (data
-stewards), ``agreement`` (officers), ``submit`` (researchers), ``model`` and
-``custody`` (officers).
+stewards), ``agreement`` (officers: add, sign, terminate), ``submit`` and ``jobs``
+(researchers; ``jobs resume``), ``model`` (owners: open, consent, transfer;
+recipients: receive), ``approvals``, ``notifications``, ``console`` and ``custody``
+(officers), ``custodian`` and ``key`` (nation custodians).
 """
 
 from __future__ import annotations

@@ -306,7 +306,10 @@ class LocalCustodian:
                     f"{self._nation} custodian: {outcome.value}",
                     reasons=decision.denial_reasons(),
                 )
-            if approval is not None and approval.decision == "approve":
+            if approval is not None and any(  # consumed only where it counted
+                r.rule == "tier" and r.passed and r.detail.startswith("approved by")
+                for r in decision.reasons
+            ):
                 self._approval_uses.use(
                     approval.approval_id, job_id=request.job_id,
                     request_digest=digest, expires_at=approval.expires_at, now=now)
@@ -319,6 +322,17 @@ class LocalCustodian:
             else HpkeSuite.X25519.value,
             "tee_required": bool(agreement and agreement.tee_required),
         }
+
+    def _admitted(self, job_id: str, site: str, dataset_id: str) -> bool:
+        """Whether this custodian logged a permitting ``policy.decided`` for the job
+        at ``site`` over ``dataset_id`` (its admission): releases need one."""
+        return any(
+            e.event.actor == self.actor and e.event.body.get("owner") == self._nation
+            and e.event.body.get("site") == site
+            and e.event.body.get("dataset_id") == dataset_id
+            and e.event.body.get("decision", {}).get("outcome") == Outcome.PERMIT.value
+            for e in self._log.find("policy.decided", job_id=job_id)
+        )
 
     def _release_context(self, job_id: str, digest: str) -> PolicyContext:
         for approval_id, used_digest, used_at, expires_at in (
@@ -388,6 +402,10 @@ class LocalCustodian:
         ``key.released`` is appended, so a release is either ordered before a
         revocation in the log or evaluated after it (and then denied): no
         ``key.released`` relying on an agreement follows its revocation.
+
+        A release also needs the job's *admission*: a permitting ``policy.decided``
+        by this custodian for the job, site and dataset (:meth:`decide`), so a job
+        never decided, refused, pending approval or held gets no key.
         """
         with agreement_state_lock(self._state.root / "agreements.lock"):
             return self._release_key_serialised(request)
@@ -405,6 +423,12 @@ class LocalCustodian:
         sites = job.site.split(",")  # a multi-site job: the sites its owners permit
         if request.site not in sites or dataset.id not in job.request["dataset_ids"]:
             reason = "request does not match the registered job (site or dataset)"
+            self._deny(request, [reason])
+            raise PolicyDenied("release refused", reasons=[reason])
+        if not self._admitted(job.id, site.name, dataset.id):
+            reason = (f"job {job.id} was not admitted by the {self._nation} custodian "
+                      f"at site {site.name} (no permitting policy decision: never "
+                      "decided, refused, pending approval or held)")
             self._deny(request, [reason])
             raise PolicyDenied("release refused", reasons=[reason])
         try:

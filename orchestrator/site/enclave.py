@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import (
@@ -44,7 +44,7 @@ from orchestrator.crypto import (
     hpke_open,
     hpke_seal,
     new_dek,
-    open_bytes,
+    open_to_memory,
     seal_bytes,
 )
 from orchestrator.errors import ConfigError, DataError, IntegrityError
@@ -62,6 +62,33 @@ from orchestrator.site.checkpoint import (
 from orchestrator.tabular import parse_csv
 
 CustodianConnector = Callable[[str], Custodian]
+
+
+class _HashingReader:
+    """A sequential reader that hashes (SHA-256) every byte read through it."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self._sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._src.read(size)
+        self._sha.update(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = self._src.readinto(buffer)  # type: ignore[attr-defined]
+        self._sha.update(buffer[:n])
+        return int(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._src.seek(offset, whence)  # size probes only; no re-reads
+
+    def tell(self) -> int:
+        return self._src.tell()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -170,9 +197,10 @@ class Enclave:
             If the envelope cannot be read from ``sealed.path`` or the plaintext is
             not a valid CSV.
 
-        After the call :attr:`input_digest` is the SHA-256 (hex) of exactly the
-        envelope bytes that were decrypted; neither they nor the plaintext are
-        referenced any more.
+        The envelope is streamed from ``sealed.path`` and decrypted segment by
+        segment into one buffer (it is never held whole in memory); after parsing,
+        that plaintext buffer is overwritten with zeros. :attr:`input_digest` is
+        then the SHA-256 (hex) of exactly the envelope bytes that were decrypted.
         """
         owners = sorted(Label.from_json(sealed.label).owners)
         deks: list[bytes] = []
@@ -194,15 +222,19 @@ class Enclave:
             self._grant_of[owner] = grant.grant_id
         dataset_dek = combine_dek_shares(deks)
         try:
-            ciphertext = sealed.path.read_bytes()
+            src = open(sealed.path, "rb")
         except OSError as exc:
             raise DataError(f"cannot read the sealed dataset: {exc.strerror}",
                             source=str(sealed.path)) from exc
-        self.input_digest = hashlib.sha256(ciphertext).hexdigest()
-        header, plaintext = open_bytes(
-            ciphertext, dataset_dek, expected_object_id=sealed.dataset_id
-        )
-        del ciphertext  # the training must not hold the envelope as well
+        with src:
+            reader = _HashingReader(src)
+            # Decrypted straight into one buffer while the ciphertext streams past
+            # (1 MiB segments): the envelope is never held in memory.
+            header, plaintext = open_to_memory(reader, dataset_dek)
+        self.input_digest = reader.hexdigest()
+        if header.object_id != sealed.dataset_id:
+            raise IntegrityError(f"sealed file holds {header.object_id}, not "
+                                 f"{sealed.dataset_id}", source=str(sealed.path))
         self._resume_key = resume_key(
             dataset_dek, dataset_id=sealed.dataset_id, job_id=self.job_id,
             task=self.task,
@@ -215,12 +247,15 @@ class Enclave:
                 "sealed header does not match the registered label or manifest",
                 source=sealed.dataset_id,
             )
-        return parse_csv(  # the plaintext is dropped when this returns
-            plaintext,
-            label_column=sealed.manifest["label_column"],
-            has_header=sealed.manifest["has_header"],
-            source=sealed.dataset_id,
-        )
+        try:
+            return parse_csv(  # reads the buffer in place
+                plaintext,
+                label_column=sealed.manifest["label_column"],
+                has_header=sealed.manifest["has_header"],
+                source=sealed.dataset_id,
+            )
+        finally:
+            plaintext[:] = bytes(len(plaintext))  # wipe the decrypted CSV
 
     def run(
         self,

@@ -331,6 +331,9 @@ def revoke_agreement(state: StateDir, agreement_id: str, *, reason: str = "") ->
     ``key.released``, so no release relying on the agreement is ordered after
     this entry.
 
+    Pending (and approved, unused) case-by-case requests under it are cancelled
+    (``approval.cancelled``), as a termination does.
+
     Raises
     ------
     NotFound
@@ -338,6 +341,8 @@ def revoke_agreement(state: StateDir, agreement_id: str, *, reason: str = "") ->
     AlreadyExists
         If it is already revoked.
     """
+    from orchestrator.approvals import cancel_pending
+
     registry = Registry(state.registry_db)
     if not any(doc["id"] == agreement_id for doc in registry.agreement_documents()):
         raise NotFound(f"agreement {agreement_id!r} is not recorded")
@@ -357,3 +362,5 @@ def revoke_agreement(state: StateDir, agreement_id: str, *, reason: str = "") ->
             ),
             orchestrator_signer(state),
         )
+        cancel_pending(state, agreement_id=agreement_id,
+                       reason=f"agreement {agreement_id} revoked")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, Sovereign, World, make_world
+from testkit import ROOT, Sovereign, World, make_world, register_job
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import (
@@ -36,7 +36,7 @@ from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.pki import NationPki
 from orchestrator.nation.service import ServiceProcess, free_port
-from orchestrator.registry import JobRecord, Registry
+from orchestrator.registry import Registry
 from orchestrator.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 
@@ -92,23 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _job(world: World, job_id: str) -> str:
-    Registry(world.state.registry_db).add_job(
-        JobRecord(
-            id=job_id,
-            workflow="sonar",
-            site=world.site,
-            request={
-                "dataset_ids": [world.dataset_id],
-                "priority_area": "undersea-autonomy",
-                "gpu_hours": 0.5,
-            },
-            measurement=MEASUREMENT,
-            state="submitted",
-            summary={},
-            created="2026-11-21T00:00:00Z",
-            finished=None,
-        )
-    )
+    register_job(world, job_id, admit=("AUS",))
     return job_id
 
 

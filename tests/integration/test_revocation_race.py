@@ -12,14 +12,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from testkit import ROOT, make_world
+from testkit import ROOT, make_world, register_job
 
 from orchestrator.agreements import load_agreement
 from orchestrator.crypto import RecipientKey, load_private_key
 from orchestrator.errors import PolicyDenied
 from orchestrator.ledger import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.registry import JobRecord, Registry
 from orchestrator.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.submit.registration import revoke_agreement
@@ -31,12 +30,7 @@ N = 200
 def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     agreement = load_agreement(ROOT / "agreements" / "aus-usa.toml").id
-    Registry(world.state.registry_db).add_job(JobRecord(
-        id="job-r", workflow="sonar", site=world.site,
-        request={"dataset_ids": [world.dataset_id],
-                 "priority_area": "undersea-autonomy", "gpu_hours": 0.5},
-        measurement=MEASUREMENT, state="submitted", summary={},
-        created="2026-11-21T00:00:00Z", finished=None))
+    register_job(world, "job-r", admit=("AUS",))
     site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
     attester = SoftwareAttester(world.site, site_key)
     setup = LocalCustodian(world.state, "AUS")

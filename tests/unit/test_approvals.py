@@ -248,7 +248,9 @@ def test_cancelled_approval_is_not_counted(world: World) -> None:
     with pytest.raises(DecisionPending):
         aus.decide(request)
     assert _found(world, "approval.used") == []
-    assert cancel_pending(world.state, job_id="job-1", reason="again") == []
+    assert _status(world, rid) == "pending"  # asked again: a new round
+    assert len(_found(world, "approval.requested")) == 2
+    assert cancel_pending(world.state, job_id="job-1", reason="again") == [rid]
 
 
 def test_denied_request_refuses_the_job(world: World) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,3 +198,24 @@ def test_round_trip(matrix: np.ndarray, data: st.DataObject, header: bool) -> No
     assert [table.classes[i] for i in table.labels] == labels
     if header:
         assert table.feature_names == tuple(f"f{i}" for i in range(n_features))
+
+
+@pytest.mark.parametrize("wrap", [bytearray, lambda b: memoryview(bytearray(b))])
+def test_mutable_buffers_parse_in_place_like_bytes(sonar_bytes: bytes,
+                                                   wrap: Any) -> None:
+    """The enclave parses its decrypted buffer in place, then wipes it: same table,
+    same diagnostics as for ``bytes``."""
+    expected = parse_csv(sonar_bytes)
+    buffer = wrap(sonar_bytes)
+    table = parse_csv(buffer)
+    assert np.array_equal(table.features, expected.features)
+    assert np.array_equal(table.labels, expected.labels)
+    assert table.classes == expected.classes
+    buffer[:] = bytes(len(buffer))  # the caller's wipe leaves the table intact
+    assert np.array_equal(table.features, expected.features)
+    for bad in (b"a,b\n1,x\n2,y\n3,\xff\n", b"1,2,x\n3,abc,y\n"):
+        with pytest.raises(DataError) as want:
+            parse_csv(bad)
+        with pytest.raises(DataError) as got:
+            parse_csv(wrap(bad))
+        assert got.value.diagnostics() == want.value.diagnostics()

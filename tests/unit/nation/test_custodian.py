@@ -38,7 +38,10 @@ def _job(
     area: str = "undersea-autonomy",
     gpu_hours: float = 0.5,
     job_id: str = "job-1",
+    admit: bool = True,
 ) -> str:
+    """Register ``job_id``; with ``admit`` the AUS custodian decides (admits) it,
+    as a job's submission does: releases need that permitting decision."""
     Registry(world.state.registry_db).add_job(
         JobRecord(
             id=job_id,
@@ -56,6 +59,9 @@ def _job(
             finished=None,
         )
     )
+    if admit:
+        LocalCustodian(world.state, "AUS").decide(JobRequest(
+            job_id, world.dataset_id, world.site, area, gpu_hours, MEASUREMENT))
     return job_id
 
 
@@ -328,5 +334,11 @@ def test_every_owner_must_permit(world: World) -> None:
     assert [e.event.body["owner"] for e in denied_events] == ["GBR"]
 
     add_signed_agreement(world.state, ROOT / "agreements" / "gbr-usa.toml")
+    with pytest.raises(PolicyDenied, match="release refused") as unadmitted:
+        enclave.open_input(sealed)  # GBR has not admitted the job yet
+    assert any("not admitted by the GBR custodian" in r
+               for r in unadmitted.value.reasons)
+    LocalCustodian(world.state, "GBR").decide(request)  # GBR now admits it
     table = enclave.open_input(sealed)  # both owners now release the same DEK
-    assert table.n_rows == 208 and len(enclave.grants) == 3
+    assert table.n_rows == 208
+    assert len(enclave.grants) == 4  # AUS on each of 3 tries, GBR once

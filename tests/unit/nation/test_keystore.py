@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from testkit import World
+from testkit import World, register_job
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, load_private_key, unwrap_dek, wrap_dek
@@ -23,7 +23,7 @@ from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
 from orchestrator.nation.keystore import FileKeystore
 from orchestrator.nation.lifecycle import KekDisabled, KeyVersionRetired
 from orchestrator.officer import publish_checkpoint, verify_custody
-from orchestrator.registry import JobRecord, Registry
+from orchestrator.registry import Registry
 from orchestrator.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 
@@ -122,23 +122,7 @@ def test_no_event_no_change(world: World) -> None:
 
 
 def _release_request(world: World, aus: LocalCustodian) -> ReleaseRequest:
-    Registry(world.state.registry_db).add_job(
-        JobRecord(
-            id="job-1",
-            workflow="sonar",
-            site=world.site,
-            request={
-                "dataset_ids": [world.dataset_id],
-                "priority_area": "undersea-autonomy",
-                "gpu_hours": 0.5,
-            },
-            measurement=MEASUREMENT,
-            state="submitted",
-            summary={},
-            created="2026-11-21T00:00:00Z",
-            finished=None,
-        )
-    )
+    register_job(world, "job-1", admit=("AUS",))
     key = RecipientKey.generate()
     site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
     evidence = SoftwareAttester(world.site, site_key).attest(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, World, make_world
+from testkit import ROOT, World, make_world, register_job
 
 from orchestrator.agreements import parse_agreement
 from orchestrator.canonical import b64d, b64e
@@ -29,7 +29,7 @@ from orchestrator.errors import (
 )
 from orchestrator.ledger import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.registry import JobRecord, Registry
+from orchestrator.registry import Registry
 from orchestrator.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 
@@ -45,12 +45,7 @@ def _agreement(root: Path, extra: str) -> Path:
 
 
 def _job(world: World, job_id: str = "job-1") -> None:
-    Registry(world.state.registry_db).add_job(JobRecord(
-        id=job_id, workflow="sonar", site=world.site,
-        request={"dataset_ids": [world.dataset_id],
-                 "priority_area": "undersea-autonomy", "gpu_hours": 0.5},
-        measurement=MEASUREMENT, state="submitted", summary={},
-        created="2026-11-21T00:00:00Z", finished=None))
+    register_job(world, job_id, admit=("AUS",))
 
 
 def _request(world: World, custodian: LocalCustodian, key: RecipientKey, *,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 import tee_synthetic as syn
-from testkit import World
+from testkit import World, register_job
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
@@ -20,7 +20,7 @@ from orchestrator.ledger import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.tee import TeeEvidenceVerifier, TeeVerifierConfig, TrustRoot
 from orchestrator.nation.verifier import DispatchingVerifier, ExpectedBinding
-from orchestrator.registry import JobRecord, Registry
+from orchestrator.registry import Registry
 from orchestrator.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 
@@ -28,12 +28,7 @@ MEASUREMENT = "sha256:" + "ab" * 32
 
 
 def _job(world: World, job_id: str = "job-1") -> None:
-    Registry(world.state.registry_db).add_job(JobRecord(
-        id=job_id, workflow="sonar", site=world.site,
-        request={"dataset_ids": [world.dataset_id],
-                 "priority_area": "undersea-autonomy", "gpu_hours": 0.5},
-        measurement=MEASUREMENT, state="submitted", summary={},
-        created="2026-11-21T00:00:00Z", finished=None))
+    register_job(world, job_id, admit=("AUS",))
 
 
 def _tee_request(world: World, custodian: LocalCustodian, key: RecipientKey,
