@@ -475,12 +475,18 @@ def _consent_flaws(c: ConsentFacts, f: TransferFacts) -> list[str]:
 
 def _counting_consents(f: TransferFacts
                        ) -> tuple[dict[str, ConsentFacts], dict[str, list[str]]]:
-    """Owner -> the consent that counts; owner -> why the others do not."""
+    """Owner -> the consent that counts; owner -> why the others do not.
+
+    Of several valid consents by one owner, one naming every export-control tag
+    of the model counts first (then the smallest id), so an earlier consent that
+    does not name them never hides a later one that does.
+    """
     counted: dict[str, ConsentFacts] = {}
     notes: dict[str, list[str]] = {}
+    tags = frozenset(f.model.export_controls)
     for owner in sorted(f.model.owners):
         mine = sorted((c for c in f.consents if c.nation == owner),
-                      key=lambda c: c.consent_id)
+                      key=lambda c: (not tags <= c.export_controls, c.consent_id))
         for consent in mine:
             flaws = _consent_flaws(consent, f)
             if not flaws and owner not in counted:

@@ -231,6 +231,18 @@ def test_itar_needs_every_owner_to_name_the_tag() -> None:
     assert "named in every owner's consent" in reason(ok, "export-control")[1]
 
 
+def test_a_consent_naming_the_tag_counts_before_one_that_does_not() -> None:
+    """Two valid consents by one owner: the one naming the model's tags counts,
+    whichever id sorts first (a regression: the first by id used to count)."""
+    itar = model(export_controls=frozenset({"ITAR:USML-XI"}))
+    plain = consent(consent_id="consent-0000")
+    named = consent(consent_id="consent-ffff",
+                    export_controls=frozenset({"ITAR:USML-XI"}))
+    for order in ((plain, named), (named, plain)):
+        decision = evaluate_transfer(facts(model=itar, consents=order))
+        assert decision.permit and decision.consent_ids == ("consent-ffff",)
+
+
 def test_itar_to_a_nation_outside_releasable_to_fails_twice() -> None:
     itar = model(export_controls=frozenset({"ITAR:USML-XI"}),
                  releasable_to=frozenset({"AUS", "USA"}))
