@@ -13,12 +13,16 @@ Flow (every step a custody-log entry):
     ``approval.granted`` or ``approval.denied`` carrying the signed statement.
 (3) When the job resumes, the owner's custodian finds the statement, verifies
     it again (a foreign, altered or misplaced statement is refused and
-    ``approval.refused`` logged), evaluates policy with it (expiry, binding) and,
-    on a permit, consumes it in its own durable store (:class:`ApprovalUses`,
-    ``<nation>/approvals.db``): an approval is single-use, also across a
-    custodian restart. ``approval.used`` is logged.
-(4) Terminating the agreement, or the job failing, cancels pending requests
-    (``approval.cancelled``).
+    ``approval.refused`` logged), evaluates policy with it (expiry, binding to the
+    request digest and to the agreement it was reviewed under: a successor
+    agreement needs its own review) and, on a permit, consumes it in its own
+    durable store (:class:`ApprovalUses`, ``<nation>/approvals.db``): an approval
+    admits one job, also across a custodian restart; presented for another job
+    it is refused as a replay. ``approval.used`` is logged. Deciding the same job
+    again (a co-owner's officer approved later) re-uses its admission.
+(4) Terminating or revoking the agreement, or the job failing, cancels open
+    requests (``approval.cancelled``); a cancelled request, or one whose job now
+    falls under another agreement, is asked again (a new round, same id).
 """
 
 from __future__ import annotations
@@ -110,12 +114,14 @@ def request_approval(log: CustodyLog, signer: Any, actor: str, *, request_id: st
 
     Called by the owner's custodian (``actor`` ``custodian:<owner>``, ``signer``
     its key). The request is not logged again while its latest round for the same
-    digest is open or settled; a round that was cancelled (termination,
-    revocation, failed job) is asked again, starting a new round.
+    digest and agreement is open or settled; a round that was cancelled
+    (termination, revocation, failed job), or one reviewed under another
+    agreement (a successor needs its own review), is asked again: a new round.
     """
     current = _rounds(log).get(request_id)
-    if (current is not None and current[0].event.body.get("request_digest")
-            == request_digest and current[1] != "cancelled"):
+    if (current is not None and current[1] != "cancelled"
+            and current[0].event.body.get("request_digest") == request_digest
+            and current[0].event.body.get("agreement_id") == agreement_id):
         return request_id
     log.append(CustodyEvent.create("approval.requested", actor, {
         "request_id": request_id, "job_id": job_id, "owner": owner,
@@ -233,7 +239,8 @@ def approval_statement(request: ApprovalRequest, *, decision: str, nation: str,
     return {"type": "approval/v1", "nation": nation, "issued_at": rfc3339(now),
             "approval_id": f"{request.request_id}-{int(now.timestamp() * 1e6):x}",
             "request_id": request.request_id, "request_digest": request.request_digest,
-            "job_id": request.job_id, "decision": decision,
+            "job_id": request.job_id, "agreement_id": request.agreement_id,
+            "decision": decision,
             "expires_at": rfc3339(now + timedelta(seconds=expires_in_s))}
 
 
@@ -367,8 +374,11 @@ class ApprovalUses:
     """A custodian's durable record of consumed approvals (single use).
 
     SQLite at ``<nation dir>/approvals.db`` (WAL, ``synchronous=FULL``): one row
-    per approval id with the job that used it. Survives custodian restarts; a
-    second use of the same approval (for any job) is refused.
+    per approval id with the job, request digest and agreement it admitted.
+    Survives custodian restarts. An approval admits exactly one job: presented
+    for any other job it is refused as a replay. Deciding the *same* job again
+    (when a co-owner's officer approves later and the job resumes) re-uses that
+    admission, checked as of the instant of use, and consumes nothing.
     """
 
     def __init__(self, path: Path) -> None:
@@ -376,7 +386,8 @@ class ApprovalUses:
         with self._db() as con:
             con.execute("CREATE TABLE IF NOT EXISTS used (approval_id TEXT PRIMARY KEY,"
                         " job_id TEXT NOT NULL, request_digest TEXT NOT NULL,"
-                        " used_at TEXT NOT NULL, expires_at TEXT NOT NULL)")
+                        " used_at TEXT NOT NULL, expires_at TEXT NOT NULL,"
+                        " agreement_id TEXT NOT NULL)")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -387,7 +398,7 @@ class ApprovalUses:
             yield con
 
     def use(self, approval_id: str, *, job_id: str, request_digest: str,
-            expires_at: datetime, now: datetime) -> None:
+            expires_at: datetime, now: datetime, agreement_id: str = "") -> None:
         """Consume ``approval_id`` for ``job_id``.
 
         Raises
@@ -397,9 +408,9 @@ class ApprovalUses:
         """
         with self._db() as con:
             try:
-                con.execute("INSERT INTO used VALUES (?,?,?,?,?)",
+                con.execute("INSERT INTO used VALUES (?,?,?,?,?,?)",
                             (approval_id, job_id, request_digest, rfc3339(now),
-                             rfc3339(expires_at)))
+                             rfc3339(expires_at), agreement_id))
             except sqlite3.IntegrityError:
                 row = con.execute("SELECT job_id, used_at FROM used WHERE "
                                   "approval_id=?", (approval_id,)).fetchone()
@@ -407,13 +418,14 @@ class ApprovalUses:
                     f"approval: {approval_id} was already used by job {row[0]} at "
                     f"{row[1]} (single use)"]) from None
 
-    def used_for(self, job_id: str) -> list[tuple[str, str, str, str]]:
-        """``(approval_id, request_digest, used_at, expires_at)`` used by ``job_id``."""
+    def used_for(self, job_id: str) -> list[tuple[str, str, str, str, str]]:
+        """``(approval_id, request_digest, used_at, expires_at, agreement_id)`` of
+        the approvals ``job_id`` used."""
         with self._db() as con:
             rows = con.execute("SELECT approval_id, request_digest, used_at, "
-                               "expires_at FROM used WHERE job_id=?",
+                               "expires_at, agreement_id FROM used WHERE job_id=?",
                                (job_id,)).fetchall()
-        return [(str(a), str(d), str(t), str(e)) for a, d, t, e in rows]
+        return [(str(a), str(d), str(t), str(e), str(g)) for a, d, t, e, g in rows]
 
     def used_for_approval(self, approval_id: str) -> list[tuple[str, str]]:
         """``(job_id, used_at)`` if ``approval_id`` was used, else ``[]``."""

@@ -45,7 +45,7 @@ STATEMENT_TYPES: dict[str, frozenset[str]] = {
     "agreement-termination/v1": frozenset({"agreement_id", "reason"}),
     # An owner's officer approves or denies one pending case-by-case request.
     "approval/v1": frozenset({"approval_id", "request_id", "request_digest",
-                              "job_id", "decision", "expires_at"}),
+                              "job_id", "agreement_id", "decision", "expires_at"}),
     # An officer acknowledges an oversight notification (for the oversight body).
     "notification-ack/v1": frozenset({"notification_id", "agreement_id"}),
     # An owner's officer consents to one model transfer.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.agreement_state import effective_agreements
@@ -169,18 +169,22 @@ class LocalCustodian:
 
     def _presented_approval(
         self, request_id: str, digest: str, job_id: str
-    ) -> tuple[ApprovalFacts | None, str | None]:
+    ) -> tuple[ApprovalFacts | None, str | None, datetime | None]:
         """The officer's recorded decision on ``request_id``, verified, or ``None``;
-        and why a recorded decision was refused (``None`` when none was).
+        why a recorded decision was refused (``None`` when none was); and, when
+        this very job (same request digest) already used the approval, the instant
+        it did (its admission, re-decided when a co-owner's officer approves later:
+        the approval is checked as of that instant and not consumed again).
 
         A statement that does not verify (foreign signer, altered), is bound to
-        another request, or was already used is refused: ``approval.refused`` is
-        logged with the reason and it does not count (fail closed).
+        another request, or was used by another job is refused: ``approval.refused``
+        is logged with the reason and it does not count (fail closed).
         """
         signed, seq = find_decision(self._log, request_id)
         if signed is None:
-            return None, None
+            return None, None, None
         refusal = None
+        used_at: datetime | None = None
         try:
             statement = verify_statement(
                 signed, public_key=b64d(self._registry.nation(self._nation)
@@ -193,21 +197,25 @@ class LocalCustodian:
         except (IntegrityError, ValueError) as exc:
             refusal = getattr(exc, "message", str(exc))
         if refusal is None:
-            used = [u for u in self._approval_uses.used_for_approval(
-                str(statement["approval_id"]))]
-            if used:
-                refusal = (f"approval {statement['approval_id']} was already used by "
-                           f"job {used[0][0]} at {used[0][1]} (single use)")
+            for used_job, when in self._approval_uses.used_for_approval(
+                str(statement["approval_id"])
+            ):
+                if used_job == job_id:
+                    used_at = parse_rfc3339(when)  # this job's own admission
+                else:
+                    refusal = (f"approval {statement['approval_id']} was already "
+                               f"used by job {used_job} at {when} (single use)")
         if refusal is not None:
             self._record("approval.refused", {
                 "request_id": request_id, "job_id": job_id, "owner": self._nation,
                 "entry": seq, "reason": refusal})
-            return None, refusal
+            return None, refusal, None
         return ApprovalFacts(
             approval_id=str(statement["approval_id"]),
             decision=str(statement["decision"]), owner=self._nation,
-            request_digest=str(statement["request_digest"]), expires_at=expires_at
-        ), None
+            request_digest=str(statement["request_digest"]), expires_at=expires_at,
+            agreement_id=str(statement["agreement_id"]),
+        ), None, used_at
 
     def _acknowledged(self, digest: str, agreement_id: str | None) -> bool:
         agreement = next((a for a in self._agreements() if a.id == agreement_id), None)
@@ -241,18 +249,19 @@ class LocalCustodian:
         request_id = request_id_for(request.job_id, self._nation, request.site)
         now = self._clock()
         with agreement_state_lock(self._state.root / "agreements.lock"):
-            approval, refusal = self._presented_approval(
+            approval, refusal, used_at = self._presented_approval(
                 request_id, digest, request.job_id)
+            at = used_at or now  # an approval this job used counts as of its use
             first = self._evaluate(
                 dataset, request.site, request.priority_area, request.gpu_hours,
-                context=PolicyContext(request_digest=digest, at=now,
+                context=PolicyContext(request_digest=digest, at=at,
                                       approval=approval))
             decision = first
             if first.notify:
                 decision = self._evaluate(
                     dataset, request.site, request.priority_area, request.gpu_hours,
                     context=PolicyContext(
-                        request_digest=digest, at=now, approval=approval,
+                        request_digest=digest, at=at, approval=approval,
                         acknowledged=self._acknowledged(digest, first.agreement_id)))
             body = {
                 "job_id": request.job_id,
@@ -306,13 +315,14 @@ class LocalCustodian:
                     f"{self._nation} custodian: {outcome.value}",
                     reasons=decision.denial_reasons(),
                 )
-            if approval is not None and any(  # consumed only where it counted
+            if approval is not None and used_at is None and any(
                 r.rule == "tier" and r.passed and r.detail.startswith("approved by")
                 for r in decision.reasons
-            ):
+            ):  # consumed once, and only where it counted
                 self._approval_uses.use(
                     approval.approval_id, job_id=request.job_id,
-                    request_digest=digest, expires_at=approval.expires_at, now=now)
+                    request_digest=digest, expires_at=approval.expires_at, now=now,
+                    agreement_id=approval.agreement_id)
                 self._record("approval.used", {
                     "request_id": request_id, "job_id": request.job_id,
                     "owner": self._nation, "approval_id": approval.approval_id})
@@ -335,17 +345,18 @@ class LocalCustodian:
         )
 
     def _release_context(self, job_id: str, digest: str) -> PolicyContext:
-        for approval_id, used_digest, used_at, expires_at in (
+        for approval_id, used_digest, used_at, expires_at, agreement_id in (
             self._approval_uses.used_for(job_id)
         ):
-            if used_digest == digest:
+            if used_digest == digest:  # counts only under the agreement it was for
                 return PolicyContext(
                     request_digest=digest, at=parse_rfc3339(used_at),
                     acknowledged=True,
                     approval=ApprovalFacts(
                         approval_id=approval_id, decision="approve",
                         owner=self._nation, request_digest=digest,
-                        expires_at=parse_rfc3339(expires_at)))
+                        expires_at=parse_rfc3339(expires_at),
+                        agreement_id=agreement_id))
         return PolicyContext(request_digest=digest, acknowledged=True)
 
     # -- release ---------------------------------------------------------------

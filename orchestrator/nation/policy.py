@@ -29,7 +29,8 @@ caller has already checked. Every rule is evaluated and recorded as a
     with a detail starting ``needs approval:`` that says why a presented approval
     does not count). An approval counts when ``PolicyContext.at`` is a
     timezone-aware instant, it is signed for the deciding owner, bound to the
-    non-empty ``PolicyContext.request_digest``, and (for ``approve``)
+    non-empty ``PolicyContext.request_digest``, given under the agreement chosen
+    now (when ``ApprovalFacts.agreement_id`` is set), and (for ``approve``)
     ``at < expires_at``; a bound ``deny`` counts even after its expiry.
 (7) ``threshold``: more GPU-hours than the agreement's per-request notification
     threshold gives the notice ``"per-request"``; the quarter's usage under the
@@ -139,6 +140,10 @@ class ApprovalFacts:
         Timezone-aware instant (UTC) from which an ``approve`` no longer counts
         (valid only while ``PolicyContext.at < expires_at``). A naive datetime
         never counts.
+    agreement_id
+        The agreement under which the officer reviewed the request. When given,
+        the approval counts only under that agreement: a successor agreement
+        needs its own review. Empty: not checked.
     """
 
     approval_id: str
@@ -146,6 +151,7 @@ class ApprovalFacts:
     owner: str
     request_digest: str
     expires_at: datetime
+    agreement_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -348,7 +354,8 @@ def _choose(owner: str, operator: str, day: date | None,
                           f"{chosen.valid_until.isoformat()}){tail}")
 
 
-def _approval(owner: str, context: PolicyContext) -> tuple[str | None, str]:
+def _approval(owner: str, context: PolicyContext,
+              agreement: Agreement | None = None) -> tuple[str | None, str]:
     """The counting decision (``"approve"``/``"deny"``) of the presented approval,
     or ``None`` and why it does not count (empty when there is none)."""
     approval = context.approval
@@ -373,6 +380,11 @@ def _approval(owner: str, context: PolicyContext) -> tuple[str | None, str]:
         problems.append(f"approval {aid} cannot be bound: no request digest")
     elif approval.request_digest != digest:
         problems.append(f"approval {aid} is bound to another request")
+    given_under = getattr(approval, "agreement_id", "")
+    if (agreement is not None and given_under
+            and given_under != agreement.id):
+        problems.append(f"approval {aid} was given under agreement {given_under}, "
+                        f"not {agreement.id}")
     decision = approval.decision
     if decision not in ("approve", "deny"):
         problems.append(f"approval {aid} has unknown decision {decision!r}")
@@ -398,7 +410,7 @@ def _tier_reason(owner: str, agreement: Agreement, area_name: str,
         return Reason("tier", True, f"area {area.name} is pre-approved under "
                                     f"agreement {agreement.id}"), False
     scope = f"case-by-case area {area.name} under agreement {agreement.id}"
-    verdict, why = _approval(owner, context)
+    verdict, why = _approval(owner, context, agreement)
     approval = context.approval
     if verdict == "approve" and approval is not None:
         return Reason("tier", True, f"approved by {owner} officer (approval "

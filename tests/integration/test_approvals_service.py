@@ -11,20 +11,29 @@ refused over the wire.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from testkit import World, attested_release, make_world, register_job
+from testkit import World, attested_release, make_world, officer_key, register_job
 
-from orchestrator.approvals import approval_requests, decide_request, request_id_for
+from orchestrator.approvals import (
+    approval_requests,
+    approval_statement,
+    decide_request,
+    record_decision,
+    request_id_for,
+)
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import DecisionPending, PolicyDenied
 from orchestrator.ledger import CustodyLog
 from orchestrator.nation.client import HttpCustodian
+from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.directory import NationEntry, register_nation
 from orchestrator.nation.pki import DEFAULT_SERVER_HOSTS, NationPki, init_pki
 from orchestrator.nation.service import ServiceProcess
 from orchestrator.release import JobRequest
+from orchestrator.statements import sign_statement
 
 AREA = "quantum-sensing"  # case-by-case under AUS-USA
 
@@ -77,6 +86,16 @@ def test_replay_after_a_service_restart_is_refused(world: World) -> None:
     finally:
         first.stop()
 
+    # A replay: the used approval's id re-issued for job-2's request.
+    other = _job(world, "job-2")
+    with pytest.raises(DecisionPending):
+        LocalCustodian(world.state, "AUS").decide(other)
+    rid2 = request_id_for("job-2", "AUS", world.site)
+    pending = next(r for r in approval_requests(world.state) if r.request_id == rid2)
+    statement = {**approval_statement(pending, decision="approve", nation="AUS",
+                                      now=datetime.now(UTC)),
+                 "approval_id": (approved.decision or {})["approval_id"]}
+    record_decision(world.state, sign_statement(statement, officer_key(world, "AUS")))
     again = ServiceProcess(world.state, "AUS", port=first.port)  # same URL
     again.start()
     try:
@@ -84,16 +103,19 @@ def test_replay_after_a_service_restart_is_refused(world: World) -> None:
             assert aus.health()["pid"] == again.proc.pid  # type: ignore[union-attr]
             assert again.proc.pid != first.proc.pid  # type: ignore[union-attr]
             with pytest.raises(DecisionPending) as replay:
-                aus.decide(request)
+                aus.decide(other)
             assert isinstance(replay.value, PolicyDenied)
             assert any("already used by job job-1" in r and "single use" in r
                        for r in replay.value.reasons), replay.value.reasons
-            # The use itself survived the restart: the admitted job keeps its keys.
+            # job-1's own admission survived the restart: it is decided again
+            # without consuming anything, and keeps its keys.
+            assert aus.decide(request)["outcome"] == "permit"
             assert attested_release(world, aus, "job-1", "a2").job_id == "job-1"
-        (refused,) = log.find("approval.refused", request_id=rid)
+        (refused,) = log.find("approval.refused", request_id=rid2)
         assert refused.event.actor == "custodian:AUS"
         assert "already used" in refused.event.body["reason"]
-        assert len(log.find("approval.used", request_id=rid)) == 1
-        assert [r.status for r in approval_requests(world.state)] == ["used"]
+        assert len(log.find("approval.used")) == 1
+        assert [r.status for r in approval_requests(world.state)] == ["used",
+                                                                      "approved"]
     finally:
         again.stop()

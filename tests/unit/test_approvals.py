@@ -127,23 +127,37 @@ def test_approve_then_permit_use_and_release(world: World) -> None:
 
 
 def test_replayed_approval_is_refused_also_after_a_restart(world: World) -> None:
+    """An approval admits one job. Presented for another job (its id re-issued in a
+    statement for job-2's request, validly signed) it is a replay: refused by the
+    same custodian and by a restarted one. Deciding job-1 itself again (a
+    co-owner approved later, the job resumes) re-uses its admission: nothing new
+    is consumed."""
     aus = LocalCustodian(world.state, "AUS")
     request = _job(world, "job-1")
     rid = _pending(world, aus, request)
-    decide_request(world.state, rid, "AUS", "approve")
+    approved = decide_request(world.state, rid, "AUS", "approve", expires_in_s=60)
     assert aus.decide(request)["outcome"] == "permit"
+    later = LocalCustodian(world.state, "AUS",
+                           clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    assert later.decide(request)["outcome"] == "permit"  # as of its use: unexpired
+    assert len(_found(world, "approval.used")) == 1
 
+    other = _job(world, "job-2")
+    rid2 = _pending(world, aus, other)
+    statement = {**_statement_for(world, rid2),
+                 "approval_id": (approved.decision or {})["approval_id"]}
+    record_decision(world.state, sign_statement(statement, officer_key(world, "AUS")))
     for custodian in (aus, LocalCustodian(world.state, "AUS")):  # same, restarted
         with pytest.raises(DecisionPending) as replay:
-            custodian.decide(request)
+            custodian.decide(other)
         assert any("already used by job job-1" in r and "single use" in r
                    for r in replay.value.reasons), replay.value.reasons
         refused = _found(world, "approval.refused")[-1]
         assert "already used" in refused.event.body["reason"]
-        assert refused.event.body["request_id"] == rid
+        assert refused.event.body["request_id"] == rid2
     assert len(_found(world, "approval.used")) == 1
     assert len(_found(world, "approval.refused")) == 2
-    with pytest.raises(PolicyDenied):  # the officer cannot decide it again
+    with pytest.raises(PolicyDenied):  # job-1's request is settled: used
         decide_request(world.state, rid, "AUS", "approve")
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -516,3 +517,16 @@ def test_no_context_skips_joint() -> None:
     d = evaluate("AUS", req, [agreement()])
     assert d.permit and tuple(r.rule for r in d.reasons) == RULES
     assert evaluate("AUS", req, [agreement()], context=ctx()).outcome is Outcome.DENY
+
+
+def test_approval_counts_only_under_the_agreement_it_was_given_under() -> None:
+    """A successor agreement needs its own review; an empty id is not checked."""
+    given = replace(approval(), agreement_id="AUS-USA-0")
+    d = evaluate("AUS", request(area=CASE), [agreement()], context=ctx(approval=given))
+    assert d.outcome is Outcome.NEEDS_APPROVAL
+    assert reason(d, "tier").detail.endswith(
+        "(approval ap-1 was given under agreement AUS-USA-0, not AUS-USA-1)")
+    for aid in ("AUS-USA-1", ""):
+        ok = evaluate("AUS", request(area=CASE), [agreement()],
+                      context=ctx(approval=replace(approval(), agreement_id=aid)))
+        assert ok.outcome is Outcome.PERMIT
