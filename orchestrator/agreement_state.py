@@ -28,7 +28,7 @@ from typing import Any
 from orchestrator.agreements import Agreement
 from orchestrator.canonical import b64d
 from orchestrator.errors import IntegrityError
-from orchestrator.statements import SignedStatement, verify_statement
+from orchestrator.statements import SignedStatement, statements_in, verify_statement
 
 __all__ = ["AgreementStatus", "Standing", "effective_agreements", "load_standings",
            "standings"]
@@ -214,23 +214,12 @@ def load_standings(state: Any) -> list[Standing]:
             continue  # a malformed key never verifies anything
     return standings(
         documents,
-        _statements(log.find("agreement.signed")),
-        _statements(log.find("agreement.terminated")),
+        statements_in(log.find("agreement.signed")),
+        statements_in(log.find("agreement.terminated")),
         keys,
         {e.event.body["agreement_id"]: str(e.event.body.get("reason") or "revoked")
          for e in log.find("agreement.revoked")},
     )
-
-
-def _statements(entries: Iterable[Any]) -> list[SignedStatement]:
-    out = []
-    for entry in entries:
-        try:
-            out.append(SignedStatement.from_json(entry.event.body,
-                                                 source=f"entry {entry.seq}"))
-        except IntegrityError:
-            continue
-    return out
 
 
 def effective_agreements(state: Any) -> tuple[list[Agreement], dict[str, str]]:

@@ -23,7 +23,7 @@ what each one *means* is decided by :mod:`orchestrator.agreement_state`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from orchestrator.crypto import SigningKey, key_id_of, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError
 
 __all__ = ["DOMAIN", "STATEMENT_TYPES", "SignedStatement", "sign_statement",
-           "signing_input", "verify_statement"]
+           "signing_input", "statements_in", "verify_statement"]
 
 #: Domain-separation prefix of every signed statement.
 DOMAIN = b"sovereign-statement/v1\n"
@@ -202,3 +202,19 @@ def verify_statement(signed: SignedStatement, *, public_key: bytes,
         raise IntegrityError(f"{expected_nation} officer signature does not verify "
                              f"({exc.message})", source=source) from exc
     return statement
+
+
+def statements_in(entries: Iterable[Any]) -> list[SignedStatement]:
+    """The signed statements carried by custody-log ``entries`` (unverified).
+
+    An entry whose body is not a well-formed signed statement is skipped, as a
+    statement that does not verify would be: the caller verifies the rest.
+    """
+    out = []
+    for entry in entries:
+        try:
+            out.append(SignedStatement.from_json(entry.event.body,
+                                                 source=f"entry {entry.seq}"))
+        except IntegrityError:
+            continue
+    return out

@@ -949,16 +949,10 @@ def consent_to_transfer(
 def collect_consents(state: StateDir, model_id: str) -> list[SignedStatement]:
     """Every consent logged for ``model_id`` (``transfer.consented``), unverified."""
     from orchestrator.ledger import CustodyLog
+    from orchestrator.statements import statements_in
 
-    out = []
-    for entry in CustodyLog(state.custody_db).find("transfer.consented",
-                                                   model_id=model_id):
-        try:
-            out.append(SignedStatement.from_json(entry.event.body,
-                                                 source=f"entry {entry.seq}"))
-        except SovereignError:
-            continue
-    return out
+    return statements_in(CustodyLog(state.custody_db).find("transfer.consented",
+                                                             model_id=model_id))
 
 
 def load_consent_file(path: Path) -> SignedStatement:
