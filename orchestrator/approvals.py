@@ -28,6 +28,7 @@ Flow (every step a custody-log entry):
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -237,7 +238,7 @@ def approval_statement(request: ApprovalRequest, *, decision: str, nation: str,
         raise ConfigError(f"expiry must be 1 s to {MAX_EXPIRY_S // 86400} days, got "
                           f"{expires_in_s} s", field="--expires-in")
     return {"type": "approval/v1", "nation": nation, "issued_at": rfc3339(now),
-            "approval_id": f"{request.request_id}-{int(now.timestamp() * 1e6):x}",
+            "approval_id": f"{request.request_id}-{uuid.uuid4().hex[:16]}",
             "request_id": request.request_id, "request_digest": request.request_digest,
             "job_id": request.job_id, "agreement_id": request.agreement_id,
             "decision": decision,

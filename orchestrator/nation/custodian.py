@@ -344,10 +344,11 @@ class LocalCustodian:
             for e in self._log.find("policy.decided", job_id=job_id)
         )
 
-    def _release_context(self, job_id: str, digest: str) -> PolicyContext:
-        for approval_id, used_digest, used_at, expires_at, agreement_id in (
-            self._approval_uses.used_for(job_id)
-        ):
+    def _release_context(self, job_id: str, digest: str,
+                         chosen: str | None) -> PolicyContext:
+        uses = [u for u in self._approval_uses.used_for(job_id) if u[1] == digest]
+        uses.sort(key=lambda u: u[4] != chosen)  # the use under ``chosen`` first
+        for approval_id, used_digest, used_at, expires_at, agreement_id in uses:
             if used_digest == digest:  # counts only under the agreement it was for
                 return PolicyContext(
                     request_digest=digest, at=parse_rfc3339(used_at),
@@ -461,15 +462,19 @@ class LocalCustodian:
             code_measurement=job.measurement,
         )
         digest = digest_of(job_request.to_json())
+        chosen = self._evaluate(  # which agreement applies now (no approval needed)
+            dataset, site.name, job_request.priority_area, job_request.gpu_hours,
+            context=PolicyContext(request_digest=digest, acknowledged=True),
+        ).agreement_id
         decision = self._evaluate(
             dataset,
             site.name,
             job_request.priority_area,
             job_request.gpu_hours,
             # Approvals were consumed at the job's admission (decide): the
-            # approval counts if this job used it, as of the instant it was used.
-            # Oversight holds are admission checks too.
-            context=self._release_context(job.id, digest),
+            # approval this job used under the agreement chosen now counts, as
+            # of the instant it was used. Oversight holds are admission checks.
+            context=self._release_context(job.id, digest, chosen),
         )
         if not decision.permit:
             self._deny(request, decision.denial_reasons())
