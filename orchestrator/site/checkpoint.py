@@ -62,6 +62,7 @@ __all__ = [
     "RESUME_KDF_INFO",
     "SealedCheckpoints",
     "checkpoint_dir",
+    "remove_job_checkpoints",
     "remove_task_checkpoints",
     "resume_key",
 ]
@@ -338,20 +339,46 @@ class SealedCheckpoints:
         return state, epoch
 
 
-
 def remove_task_checkpoints(state_root: Path, job_id: str, task: str) -> None:
-    """Delete a completed task's checkpoint files (ciphertext and keys, now unused).
+    """Delete a completed task's own checkpoint files (ciphertext and keys).
 
-    The job's directory goes too once its last task's files are gone.
+    Only files named after ``task`` are removed: the job's directory is shared
+    by every task of the job, and another task may be between creating it and
+    writing its first checkpoint, so a task never removes it (that race failed
+    a whole job: issue 11). The job's directory goes with
+    :func:`remove_job_checkpoints`, once the job is over.
     """
     directory = checkpoint_dir(state_root, job_id)
     name = _safe(task, "task")
     for path in (directory / f"{name}.sealed", directory / f"{name}.keys.json"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    if directory.is_dir():
-        for leftover in directory.glob(f".{name}.*.tmp"):
+    for prefix in (f".{name}.sealed.", f".{name}.keys.json."):
+        for leftover in directory.glob(f"{prefix}*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        with contextlib.suppress(OSError):
-            directory.rmdir()
+
+
+def remove_job_checkpoints(state_root: Path, job_id: str) -> None:
+    """Delete a finished job's checkpoint directory and everything in it.
+
+    Called once, by the party that knows the job is over (after its last task
+    completed), never by a task: a failed or killed job keeps its checkpoints
+    for :func:`SealedCheckpoints.load` of a later attempt. The files are
+    ciphertext and KEK-wrapped keys only. Absent directory: nothing to do.
+
+    Raises
+    ------
+    ConfigError
+        If ``job_id`` is not a safe file name.
+    OSError
+        If a file cannot be removed (the rest stays for a later call).
+    """
+    directory = checkpoint_dir(state_root, job_id)
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        directory.rmdir()

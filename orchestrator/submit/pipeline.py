@@ -333,6 +333,11 @@ def _admit_and_run(
     except BaseException as exc:
         fail(exc)
         raise
+    # Every task completed: the job's checkpoints are no longer needed. Removed
+    # here, once, never by a task (another task may still be writing; issue 11).
+    from orchestrator.site.checkpoint import remove_job_checkpoints
+
+    remove_job_checkpoints(state.root, job_id)
     result.summary = _summarize(workflow, result.tasks)
     registry.finish_job(job_id, "completed", result.summary, rfc3339(system_clock()))
     sync_tasks(state, job_id)

@@ -203,3 +203,84 @@ def test_sonar_resumed_run_equals_uninterrupted(task: str) -> None:
         b = torch.load(io.BytesIO(expected.model_state), weights_only=True)
         for name, tensor in b["state_dict"].items():
             assert torch.equal(a["state_dict"][name], tensor), name
+
+
+# -- issue 11: one task finishing never pulls the job's folder from under another
+
+
+def test_a_finishing_task_leaves_the_job_folder_to_a_task_still_writing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic replay of the race: task ``fold-1`` finishes (and removes
+    its checkpoints) exactly between task ``final`` creating the job's folder and
+    writing its first file. Before the fix the folder was removed there and the
+    write failed with FileNotFoundError."""
+    key = new_dek()
+    real = atomic_write_bytes
+    finished: list[str] = []
+
+    def another_task_finishes_first(path: Path, data: bytes, *,
+                                    mode: int = 0o600) -> None:
+        if not finished:
+            finished.append("fold-1")
+            remove_task_checkpoints(tmp_path, "job-0123", "fold-1")
+        real(path, data, mode=mode)
+
+    monkeypatch.setattr(ckpt_module, "atomic_write_bytes", another_task_finishes_first)
+    store = _store(tmp_path, key, task="final")
+    store.save(b"state", 1)
+    monkeypatch.setattr(ckpt_module, "atomic_write_bytes", real)
+    assert finished == ["fold-1"]
+    assert _store(tmp_path, key, task="final", attempt="a2").load() == (b"state", 1)
+
+
+def test_concurrent_saves_and_removals_of_one_job_never_fail(tmp_path: Path) -> None:
+    """Many rounds of 6 tasks of one job, each saving checkpoints while the
+    others finish and remove theirs; then the job's end removes the folder."""
+    import threading
+
+    key = new_dek()
+    errors: list[BaseException] = []
+    for round_ in range(30):
+        start = threading.Barrier(6)
+
+        def task(name: str, round_: int = round_,
+                 start: threading.Barrier = start) -> None:
+            try:
+                start.wait()
+                store = _store(tmp_path, key, task=name, attempt=f"a{round_}")
+                for epoch in range(3):
+                    store.save(f"{name}-{epoch}".encode(), epoch)
+                remove_task_checkpoints(tmp_path, "job-0123", name)
+            except BaseException as exc:  # collected: the assertion names it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=task, args=(f"fold-{i}",))
+                   for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}: {errors[0]!r}"
+    directory = checkpoint_dir(tmp_path, "job-0123")
+    assert directory.is_dir() and list(directory.iterdir()) == []
+    from orchestrator.site.checkpoint import remove_job_checkpoints
+
+    remove_job_checkpoints(tmp_path, "job-0123")
+    assert not directory.exists()
+    remove_job_checkpoints(tmp_path, "job-0123")  # absent: nothing to do
+
+
+def test_removing_a_job_keeps_nothing_and_other_jobs_alone(tmp_path: Path) -> None:
+    from orchestrator.site.checkpoint import remove_job_checkpoints
+
+    key = new_dek()
+    _store(tmp_path, key, task="final").save(b"state", 1)
+    other = SealedCheckpoints(
+        checkpoint_dir(tmp_path, "job-9999"), job_id="job-9999", task="final",
+        site="local", attempt_id="a1", code_measurement="sha256:00", label=LABEL,
+        inputs=[], key=key, wrap_for_owners=lambda *a: {}, on_event=lambda *a: None)
+    other.save(b"other", 2)
+    (checkpoint_dir(tmp_path, "job-0123") / ".final.sealed.dead.tmp").write_bytes(b"x")
+    remove_job_checkpoints(tmp_path, "job-0123")
+    assert not checkpoint_dir(tmp_path, "job-0123").exists()
+    assert other.load() == (b"other", 2)
