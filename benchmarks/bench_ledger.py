@@ -51,10 +51,10 @@ from cryptography.hazmat.primitives.serialization import (  # noqa: E402
     PublicFormat,
 )
 
-from orchestrator.ledger.events import CustodyEvent, SignedEntry, leaf_hash  # noqa: E402
-from orchestrator.ledger.group_commit import GroupCommitter  # noqa: E402
-from orchestrator.ledger.merkle import root_hash  # noqa: E402
-from orchestrator.ledger.store import CustodyLog  # noqa: E402
+from orchestrator.log.group_commit import GroupCommitter  # noqa: E402
+from orchestrator.log.store import CustodyLog  # noqa: E402
+from orchestrator.tlog.events import CustodyEvent, SignedEntry, leaf_hash  # noqa: E402
+from orchestrator.tlog.merkle import root_hash  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = hashlib.sha256(b"bench_ledger").digest()

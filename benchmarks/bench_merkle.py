@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.ledger.merkle import (  # noqa: E402
+from orchestrator.tlog.merkle import (  # noqa: E402
     HASH_SIZE,
     MerkleTree,
     root_hash,

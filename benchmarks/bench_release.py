@@ -56,8 +56,8 @@ def _setup(root: Path) -> tuple[Any, str]:
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.pki import init_pki
     from orchestrator.nation.steward import seal_dataset
+    from orchestrator.protocol.release import JobRequest
     from orchestrator.registry import JobRecord, Registry
-    from orchestrator.release import JobRequest
     from orchestrator.state import StateDir
     from orchestrator.submit.registration import add_agreement, register_site
 
@@ -113,7 +113,7 @@ def _enclave(
     from orchestrator.nation.client import HttpCustodian
     from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.nation.pki import NationPki
-    from orchestrator.release import Custodian, ReleaseRequest
+    from orchestrator.protocol.release import Custodian, ReleaseRequest
     from orchestrator.site.attestation import SoftwareAttester
     from orchestrator.state import StateDir
 

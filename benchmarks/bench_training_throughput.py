@@ -126,8 +126,8 @@ def child_sovereign(state_dir: Path, workflow_path: Path) -> dict[str, Any]:
     from orchestrator.canonical import digest_of
     from orchestrator.embedded import custodian_connector
     from orchestrator.labels import Label
+    from orchestrator.protocol.release import JobRequest
     from orchestrator.registry import JobRecord, Registry
-    from orchestrator.release import JobRequest
     from orchestrator.site.runner import enclave_task
     from orchestrator.state import StateDir
     from orchestrator.submit.workflow import load_workflow

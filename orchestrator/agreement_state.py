@@ -1,8 +1,10 @@
 """Which agreement versions are in force: signatures, supersession, termination.
 
-An agreement document (:class:`~orchestrator.agreements.Agreement`) takes effect
+An agreement document (:class:`~orchestrator.protocol.agreements.Agreement`) takes
+effect
 only when **every party's officer** has signed **that exact version** (an
-``agreement-signature/v1`` statement over its digest, :mod:`orchestrator.statements`).
+``agreement-signature/v1`` statement over its digest,
+:mod:`orchestrator.protocol.statements`).
 Of the fully signed versions of one id, the highest is *effective* and the lower
 ones are *superseded*. A signed ``agreement-termination/v1`` by one party (clause
 ``termination = "any-party"``) or by every party (``"all-parties"``) ends the
@@ -25,10 +27,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.agreements import Agreement
 from orchestrator.canonical import b64d
 from orchestrator.errors import IntegrityError
-from orchestrator.statements import SignedStatement, statements_in, verify_statement
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import (
+    SignedStatement,
+    statements_in,
+    verify_statement,
+)
 
 __all__ = ["AgreementStatus", "Standing", "effective_agreements", "load_standings",
            "standings"]
@@ -199,7 +205,7 @@ def load_standings(state: Any) -> list[Standing]:
     the bodies of ``agreement.signed`` and ``agreement.terminated`` entries (a
     malformed body is ignored, as a bad signature is).
     """
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.registry import Registry
 
     registry = Registry(state.registry_db)

@@ -21,12 +21,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from orchestrator.agreements import Agreement, quarter_of
 from orchestrator.canonical import b64d
 from orchestrator.errors import ConfigError, IntegrityError, NotFound
-from orchestrator.ledger import CustodyEvent, CustodyLog
-from orchestrator.statements import SignedStatement, sign_statement, verify_statement
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.agreements import Agreement, quarter_of
+from orchestrator.protocol.statements import (
+    SignedStatement,
+    sign_statement,
+    verify_statement,
+)
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 __all__ = ["Notification", "acknowledge", "is_acknowledged", "notification_id_for",
            "notifications", "quarter_usage", "record_allocation",
@@ -36,7 +41,7 @@ __all__ = ["Notification", "acknowledge", "is_acknowledged", "notification_id_fo
 def quarter_usage(log: CustodyLog, quarter: str) -> dict[str, float]:
     """Agreement id -> GPU-hours recorded (``allocation.recorded``) in ``quarter``.
 
-    ``quarter`` is ``"YYYY-Qn"`` (:func:`orchestrator.agreements.quarter_of`).
+    ``quarter`` is ``"YYYY-Qn"`` (:func:`orchestrator.protocol.agreements.quarter_of`).
     """
     used: dict[str, float] = {}
     for entry in log.find("allocation.recorded", quarter=quarter):

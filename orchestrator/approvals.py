@@ -7,7 +7,8 @@ Flow (every step a custody-log entry):
     ``apr-<job>-<owner>-<site>``, bound to the request digest) and the job waits
     (``pending-approval``).
 (2) The owner's officer lists it (``sovereign approvals list``, the console) and
-    signs an ``approval/v1`` statement (:mod:`orchestrator.statements`): approve
+    signs an ``approval/v1`` statement (:mod:`orchestrator.protocol.statements`):
+    approve
     or deny, bound to the request digest, with an expiry. :func:`record_decision`
     verifies it against the *registered* officer key of the owner and logs
     ``approval.granted`` or ``approval.denied`` carrying the signed statement.
@@ -38,9 +39,14 @@ from typing import Any
 
 from orchestrator.canonical import b64d
 from orchestrator.errors import ConfigError, IntegrityError, NotFound, PolicyDenied
-from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
-from orchestrator.statements import SignedStatement, sign_statement, verify_statement
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.statements import (
+    SignedStatement,
+    sign_statement,
+    verify_statement,
+)
 from orchestrator.timeutil import parse_rfc3339, rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
 
 __all__ = ["ApprovalRequest", "ApprovalUses", "approval_requests",
            "approval_statement", "cancel_pending", "decide_request",

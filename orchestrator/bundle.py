@@ -38,16 +38,21 @@ from typing import Any
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import key_id_of, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError, SovereignError
-from orchestrator.ledger import CustodyLog, SignedEntry
-from orchestrator.ledger.checkpoint import Checkpoint, open_note, parse_note
-from orchestrator.ledger.merkle import leaf_hash, verify_inclusion
-from orchestrator.ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
-from orchestrator.ledger.tlog import LOG_KEY_NAME, witness_key_name
+from orchestrator.log.store import CustodyLog
 from orchestrator.officer import open_tlog, trusted_keys, witness_verifiers
-from orchestrator.provenance import dsse_verify, statement_digest, subject_digest
+from orchestrator.protocol.provenance import (
+    dsse_verify,
+    statement_digest,
+    subject_digest,
+)
 from orchestrator.registry import Registry
 from orchestrator.state import StateDir
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.checkpoint import Checkpoint, open_note, parse_note
+from orchestrator.tlog.events import SignedEntry
+from orchestrator.tlog.merkle import leaf_hash, verify_inclusion
+from orchestrator.tlog.names import origin_of_public, witness_key_name
+from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
 
 __all__ = ["MEDIA_TYPE", "BundleError", "BundleReport", "prove", "verify_bundle"]
 
@@ -199,8 +204,9 @@ def _verify_note(bundle: Mapping[str, Any], pinned: str | None,
     else:
         text = _get(part, "log_key", str, "checkpoint.log_key")
         log_v = _guard("checkpoint.log_key", NoteVerifier.from_vkey, text)
-    _require(log_v.name == LOG_KEY_NAME, "checkpoint.log_key",
-             f"key name is {log_v.name!r}, not {LOG_KEY_NAME!r}")
+    origin = origin_of_public(log_v.public_key)
+    _require(log_v.name == origin, "checkpoint.log_key",
+             f"key name is {log_v.name!r}, not the log's origin {origin!r}")
     wkeys = _get(part, "witness_keys", dict, "checkpoint.witness_keys")
     witnesses = {c: _guard(f"checkpoint.witness_keys.{c}", NoteVerifier.from_vkey,
                            str(t)) for c, t in wkeys.items()}
@@ -210,8 +216,6 @@ def _verify_note(bundle: Mapping[str, Any], pinned: str | None,
     unknown = [n for n in required if n not in witnesses]
     _require(not unknown, "checkpoint", f"required cosigner(s) {', '.join(unknown)}"
              " have no witness key in the bundle")
-    origin = "sovereign-orchestrator/custody/" + key_id_of(
-        log_v.public_key).split(":")[-1]
     verified = _guard(
         "checkpoint", open_note, note, [log_v, *witnesses.values()],
         required=[log_v.name, *(witness_key_name(n) for n in required)], origin=origin)

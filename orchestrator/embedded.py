@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.directory import load_directory
-from orchestrator.release import Custodian
+from orchestrator.protocol.release import Custodian
 from orchestrator.site.enclave import CustodianConnector
 from orchestrator.state import StateDir
 

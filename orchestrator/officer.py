@@ -25,22 +25,20 @@ from orchestrator.crypto import (
     save_private_key,
 )
 from orchestrator.errors import ConfigError, IntegrityError
-from orchestrator.ledger import (
-    CustodyLog,
-    SignedEntry,
-    TrustedKey,
-    VerifyReport,
-    verify_log,
-)
-from orchestrator.ledger.checkpoint import open_note
-from orchestrator.ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
-from orchestrator.ledger.tlog import TransparencyLog, witness_key_name
-from orchestrator.ledger.witness import WitnessState, check_extends
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
+from orchestrator.log.transparency import TransparencyLog
 from orchestrator.nation.identity import NationKeys
 from orchestrator.registry import Registry
 from orchestrator.state import StateDir
 from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.checkpoint import open_note
+from orchestrator.tlog.events import SignedEntry
+from orchestrator.tlog.names import witness_key_name
+from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
+from orchestrator.tlog.verify import TrustedKey, VerifyReport
+from orchestrator.tlog.witness import WitnessState, check_extends
 
 
 def log_key(state: StateDir) -> SigningKey:

@@ -32,12 +32,14 @@ from orchestrator.agreement_state import load_standings
 from orchestrator.approvals import approval_requests
 from orchestrator.errors import SovereignError
 from orchestrator.labels import parse_nation
-from orchestrator.ledger import CustodyLog, SignedEntry, verify_log
-from orchestrator.ledger.checkpoint import open_note
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
 from orchestrator.officer import open_tlog, trusted_keys, witness_verifiers
 from orchestrator.registry import Registry
 from orchestrator.state import StateDir
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.checkpoint import open_note
+from orchestrator.tlog.events import SignedEntry
 
 __all__ = ["render_report"]
 

@@ -48,6 +48,11 @@ class StateDir:
         return self.root / "custody.db"
 
     @property
+    def log_dir(self) -> Path:
+        """Directory of the custody log operator (its key and storage)."""
+        return self.root / "log"
+
+    @property
     def orchestrator_key(self) -> Path:
         """The orchestrator's signing key file."""
         return self.root / "orchestrator.key"

@@ -29,7 +29,7 @@ tag) fails closed.
     (:attr:`TransferFacts.request_problems`: e.g. the recipient has no registered
     custodian, or the request names another digest than the registered one).
 (2) ``consent``: every owner's officer has signed a ``transfer-consent/v1``
-    statement (:mod:`orchestrator.statements`; signatures are verified by the
+    statement (:mod:`orchestrator.protocol.statements`; signatures are verified by the
     caller, statements that do not verify arrive in
     :attr:`TransferFacts.consent_problems`) for exactly this model id, sealed
     digest, recipient and end use, with ``at < expires_at``, not already relied
@@ -99,12 +99,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from orchestrator.agreements import Agreement
 from orchestrator.canonical import canonical_bytes, digest_of
 from orchestrator.errors import ConfigError, NotFound, PolicyDenied, SovereignError
 from orchestrator.labels import ISO3166_ALPHA3, Label
 from orchestrator.nation.policy import Reason
-from orchestrator.statements import SignedStatement
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import SignedStatement
 from orchestrator.timeutil import Clock, parse_rfc3339, rfc3339, system_clock
 
 if TYPE_CHECKING:
@@ -901,9 +901,10 @@ def consent_to_transfer(
     """
     from orchestrator.crypto import load_private_key
     from orchestrator.labels import parse_export_control, parse_nation
-    from orchestrator.ledger import CustodyEvent, CustodyLog
+    from orchestrator.log.store import CustodyLog
+    from orchestrator.protocol.statements import sign_statement
     from orchestrator.registry import Registry
-    from orchestrator.statements import sign_statement
+    from orchestrator.tlog.events import CustodyEvent
 
     nation = parse_nation(nation, field="--as")
     recipient = parse_nation(recipient, field="--to")
@@ -948,8 +949,8 @@ def consent_to_transfer(
 
 def collect_consents(state: StateDir, model_id: str) -> list[SignedStatement]:
     """Every consent logged for ``model_id`` (``transfer.consented``), unverified."""
-    from orchestrator.ledger import CustodyLog
-    from orchestrator.statements import statements_in
+    from orchestrator.log.store import CustodyLog
+    from orchestrator.protocol.statements import statements_in
 
     return statements_in(CustodyLog(state.custody_db).find("transfer.consented",
                                                              model_id=model_id))
@@ -988,7 +989,7 @@ def _transfer_custodian(connect: Connector, nation: str) -> TransferCustodian:
 
 
 def _decided(state: StateDir, transfer_id: str) -> TransferDecision | None:
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
 
     for entry in reversed(CustodyLog(state.custody_db).find(
             "transfer.decided", transfer_id=transfer_id)):
@@ -1162,7 +1163,7 @@ def transfer_history(state: StateDir, model_id: str | None = None
     ``consent_ids`` and the log ``seq`` of each step (``steps``). Entries are
     read, not verified (``sovereign custody verify`` does that).
     """
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
 
     log = CustodyLog(state.custody_db)
     items: dict[str, dict[str, Any]] = {}

@@ -113,7 +113,7 @@ def make_world(
 
 def add_signed_agreement(state: Any, path: Path) -> Any:
     """Record the agreement at ``path`` signed by every party's officer (in force)."""
-    from orchestrator.agreements import load_agreement
+    from orchestrator.protocol.agreements import load_agreement
     from orchestrator.submit.registration import add_agreement
 
     return add_agreement(state, path, sign_as=load_agreement(path).parties)
@@ -132,14 +132,14 @@ MEASUREMENT = "sha256:" + "ab" * 32
 def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
                  gpu_hours: float = 0.5, *, admit: tuple[str, ...] = ()) -> Any:
     """Register ``job_id`` over the world's dataset at its site and return its
-    :class:`~orchestrator.release.JobRequest`.
+    :class:`~orchestrator.protocol.release.JobRequest`.
 
     ``admit``: nations whose custodians then decide the request (a permit is the
     job's admission, which key releases need), as a submission does.
     """
     from orchestrator.nation.custodian import LocalCustodian
+    from orchestrator.protocol.release import JobRequest
     from orchestrator.registry import JobRecord, Registry
-    from orchestrator.release import JobRequest
 
     Registry(world.state.registry_db).add_job(JobRecord(
         id=job_id, workflow="sonar", site=world.site,
@@ -159,7 +159,7 @@ def attested_release(world: World, custodian: Any, job_id: str, attempt: str = "
     """Ask ``custodian`` (local or HTTP) for task ``fold-0``'s key with fresh
     site-signed evidence answering its nonce; return the grant."""
     from orchestrator.crypto import RecipientKey, load_private_key
-    from orchestrator.release import ReleaseRequest
+    from orchestrator.protocol.release import ReleaseRequest
     from orchestrator.site.attestation import SoftwareAttester
     from orchestrator.timeutil import system_clock
 

@@ -18,6 +18,7 @@ from orchestrator.cli import (
     custody,
     jobs,
     keys,
+    log,
     nation,
     oversight,
     run,
@@ -38,6 +39,7 @@ app.add_typer(catalogue.agreement_app, name="agreement")
 app.add_typer(catalogue.model_app, name="model")
 app.add_typer(custody.app, name="custody")
 app.add_typer(custodian.app, name="custodian")
+app.add_typer(log.app, name="log")
 app.add_typer(keys.app, name="key")
 app.add_typer(jobs.app, name="jobs")  # also adds `site eligible`
 app.add_typer(oversight.approvals_app, name="approvals")

@@ -23,8 +23,7 @@ from orchestrator.cli._common import (
 from orchestrator.crypto import atomic_write_bytes
 from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation, parse_nations
-from orchestrator.ledger import CustodyLog
-from orchestrator.ledger.witness import WitnessError
+from orchestrator.log.store import CustodyLog
 from orchestrator.officer import (
     open_tlog,
     publish_checkpoint,
@@ -32,6 +31,7 @@ from orchestrator.officer import (
     verify_custody,
     witness,
 )
+from orchestrator.tlog.witness import WitnessError
 
 app = typer.Typer(no_args_is_help=True, help="Officers: the custody log.")
 

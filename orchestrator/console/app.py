@@ -60,7 +60,7 @@ from orchestrator.errors import (
     PolicyDenied,
     SovereignError,
 )
-from orchestrator.statements import SignedStatement, signing_input
+from orchestrator.protocol.statements import SignedStatement, signing_input
 from orchestrator.timeutil import Clock, system_clock
 
 __all__ = ["MAX_FORM_BYTES", "create_app"]

@@ -4,11 +4,11 @@ Challenge-response with the officer's registered Ed25519 key:
 
 1. :meth:`ChallengeStore.issue` makes a fresh random challenge (32 bytes,
    base64url) valid :data:`CHALLENGE_TTL_S` seconds and the exact
-   ``console-login/v1`` statement (:mod:`orchestrator.statements`) the officer
+   ``console-login/v1`` statement (:mod:`orchestrator.protocol.statements`) the officer
    must sign: ``type``, ``nation`` (the console's), ``issued_at``, ``challenge``,
    ``origin`` (the console's origin, so a signature made for another console or
    a phishing host does not log in here).
-2. The browser signs :func:`~orchestrator.statements.signing_input` of that
+2. The browser signs :func:`~orchestrator.protocol.statements.signing_input` of that
    statement with the key file it holds (WebCrypto) and posts it back.
 3. :func:`verify_login` checks that the challenge is known, unused and unexpired,
    that the statement is exactly the one issued, and the signature against the
@@ -32,9 +32,10 @@ from typing import Any
 
 from orchestrator.canonical import b64d, sha256_hex
 from orchestrator.errors import IntegrityError, PolicyDenied
-from orchestrator.ledger import CustodyEvent, CustodyLog
-from orchestrator.statements import SignedStatement, verify_statement
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.statements import SignedStatement, verify_statement
 from orchestrator.timeutil import Clock, rfc3339
+from orchestrator.tlog.events import CustodyEvent
 
 __all__ = ["CHALLENGE_TTL_S", "LOGIN_TYPE", "SESSION_TTL_S", "ChallengeStore",
            "Session", "SessionStore", "parse_signature", "verify_login"]

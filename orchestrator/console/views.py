@@ -14,10 +14,11 @@ from datetime import date
 from typing import Any
 
 from orchestrator.agreement_state import load_standings
-from orchestrator.agreements import quarter_of
 from orchestrator.allocation import Notification, notifications, quarter_usage
 from orchestrator.approvals import ApprovalRequest, approval_requests
-from orchestrator.ledger import CustodyLog, SignedEntry
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.agreements import quarter_of
+from orchestrator.tlog.events import SignedEntry
 
 __all__ = ["DENIAL_KINDS", "AgreementRow", "Dashboard", "Denial", "agreement_rows",
            "dashboard", "recent_denials"]

@@ -32,7 +32,10 @@ __all__ = [
     "certificate_info",
     "check_issued_by",
     "issue_certificate",
+    "issue_from_csr",
     "new_certificate_authority",
+    "new_key_and_csr",
+    "spiffe_id_of",
 ]
 
 #: Validity of a nation CA (days).
@@ -157,6 +160,7 @@ def issue_certificate(
     server: bool,
     hosts: tuple[str, ...] = (),
     valid_days: int = LEAF_VALIDITY_DAYS,
+    spiffe_id: str | None = None,
 ) -> IssuedCertificate:
     """Issue a TLS server or client certificate signed by ``ca`` (RFC 5280).
 
@@ -173,6 +177,9 @@ def issue_certificate(
         DNS names or IP addresses for the subjectAltName of a server certificate.
     valid_days
         Validity period in days from now.
+    spiffe_id
+        A ``spiffe://`` URI naming the holder's party and role, put in the
+        subjectAltName (the SPIFFE X.509-SVID convention).
 
     Returns
     -------
@@ -189,6 +196,14 @@ def issue_certificate(
     if server and not hosts:
         raise ConfigError("a server certificate needs at least one host name")
     key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem = _issue(ca_cert, ca_key, key.public_key(), common_name, server=server,
+                      hosts=hosts, valid_days=valid_days, spiffe_id=spiffe_id)
+    return IssuedCertificate(cert_pem, _key_pem(key))
+
+
+def _issue(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
+           public: ec.EllipticCurvePublicKey, common_name: str, *, server: bool,
+           hosts: tuple[str, ...], valid_days: int, spiffe_id: str | None) -> bytes:
     now = datetime.now(UTC)
     eku = ExtendedKeyUsageOID
     usage = eku.SERVER_AUTH if server else eku.CLIENT_AUTH
@@ -198,7 +213,7 @@ def issue_certificate(
         x509.CertificateBuilder()
         .subject_name(_name(common_name, organisation))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(seconds=BACKDATE_S))
         .not_valid_after(now + timedelta(days=valid_days))
@@ -223,18 +238,108 @@ def issue_certificate(
             critical=False,
         )
     )
-    if hosts:
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    if spiffe_id is not None:
+        if not spiffe_id.startswith("spiffe://"):
+            raise ConfigError(f"{spiffe_id!r} is not a spiffe:// URI")
+        names.append(x509.UniformResourceIdentifier(spiffe_id))
+    if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return IssuedCertificate(
-        cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
-    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def new_key_and_csr(common_name: str) -> tuple[bytes, bytes]:
+    """A fresh P-256 key and a certificate signing request for it (RFC 2986).
+
+    The key never leaves the party that made it: only the CSR goes to the CA,
+    which chooses the certificate's names (:func:`issue_from_csr`).
+
+    Returns
+    -------
+    tuple
+        ``(key_pem, csr_pem)``.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                       common_name)]))
+           .sign(key, hashes.SHA256()))
+    return _key_pem(key), csr.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_from_csr(
+    ca: IssuedCertificate,
+    csr_pem: bytes,
+    *,
+    spiffe_id: str,
+    server: bool = False,
+    hosts: tuple[str, ...] = (),
+    valid_days: int = LEAF_VALIDITY_DAYS,
+) -> bytes:
+    """Sign a party's CSR as ``ca``; the CA, not the request, sets the names.
+
+    The certificate's subject is the CSR's common name; its subjectAltName is
+    ``spiffe_id`` (the party and the role the CA grants) plus ``hosts`` for a
+    server. The CSR's own signature must verify (proof of possession).
+
+    Returns
+    -------
+    bytes
+        The PEM certificate.
+
+    Raises
+    ------
+    ConfigError
+        If the CSR does not parse, has no common name, is not a P-256 key, or
+        its signature does not verify.
+    """
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise ConfigError("not a PEM certificate signing request") from exc
+    if not csr.is_signature_valid:
+        raise ConfigError("the CSR's signature does not verify")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
+            public.curve, ec.SECP256R1):
+        raise ConfigError("the CSR's key must be ECDSA P-256")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise ConfigError("the CSR has no common name")
+    if server and not hosts:
+        raise ConfigError("a server certificate needs at least one host name")
+    return _issue(_load_cert(ca.cert_pem, "CA certificate"), _load_key(ca.key_pem),
+                  public, str(names[0].value), server=server, hosts=hosts,
+                  valid_days=valid_days, spiffe_id=spiffe_id)
+
+
+def spiffe_id_of(cert: bytes) -> str | None:
+    """The ``spiffe://`` URI in a certificate's subjectAltName (PEM or DER), or
+    ``None`` if it has none (or more than one, which SPIFFE forbids).
+
+    Raises
+    ------
+    ConfigError
+        If ``cert`` is not a certificate.
+    """
+    try:
+        parsed = (x509.load_pem_x509_certificate(cert) if cert.startswith(b"-----")
+                  else x509.load_der_x509_certificate(cert))
+    except ValueError as exc:
+        raise ConfigError("not an X.509 certificate") from exc
+    try:
+        san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = [u for u in san.value.get_values_for_type(x509.UniformResourceIdentifier)
+            if u.startswith("spiffe://")]
+    return uris[0] if len(uris) == 1 else None
 
 
 def certificate_info(cert_pem: bytes) -> CertificateInfo:

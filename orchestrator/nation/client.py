@@ -1,6 +1,7 @@
 """HTTP client of a nation's custodian service, over mutual TLS.
 
-:class:`HttpCustodian` implements :class:`orchestrator.release.Custodian`, so the
+:class:`HttpCustodian` implements :class:`orchestrator.protocol.release.Custodian`, so
+the
 enclave and the submit pipeline use it exactly like the in-process
 :class:`~orchestrator.nation.custodian.LocalCustodian`. It pins the nation's CA
 (never the system trust store), presents its client certificate and speaks
@@ -21,36 +22,18 @@ from typing import Any
 
 import httpx
 
-from orchestrator.errors import (
-    AttestationError,
-    ConfigError,
-    DecisionPending,
-    IntegrityError,
-    LedgerError,
-    NotFound,
-    PolicyDenied,
-    SovereignError,
-)
+from orchestrator.errors import ConfigError, IntegrityError, SovereignError
 from orchestrator.nation.directory import NationEntry
 from orchestrator.nation.pki import client_context
-from orchestrator.release import (
+from orchestrator.protocol.release import (
     Grant,
     JobRequest,
     ReleaseRequest,
     WrappedKey,
     WrapRequest,
 )
+from orchestrator.protocol.wire import error_from as wire_error_from
 
-#: Error classes carried over the wire and their HTTP status, most specific first.
-WIRE_ERRORS: tuple[tuple[type[SovereignError], int], ...] = (
-    (DecisionPending, 409),
-    (PolicyDenied, 403),
-    (AttestationError, 403),
-    (IntegrityError, 422),
-    (NotFound, 404),
-    (LedgerError, 503),
-    (ConfigError, 400),
-)
 #: Seconds to establish TCP + TLS.
 CONNECT_TIMEOUT_S = 5.0
 #: Seconds to wait for an answer (a release waits for a durable log append).
@@ -68,66 +51,12 @@ class CustodianUnavailable(SovereignError):
     exit_code = 7
 
 
-def error_body(exc: SovereignError) -> tuple[int, dict[str, Any]]:
-    """HTTP status and JSON body for ``exc`` (used by the service).
-
-    Returns
-    -------
-    tuple
-        ``(status, {"error", "message", "reasons", "source", "field"})``; errors
-        outside :data:`WIRE_ERRORS` become ``(500, {"error": "SovereignError"})``.
-    """
-    for cls, code in WIRE_ERRORS:
-        if isinstance(exc, cls):
-            status, name = code, cls.__name__
-            break
-    else:
-        status, name = 500, "SovereignError"
-    return status, {
-        "error": name,
-        "message": exc.message,
-        "reasons": list(getattr(exc, "reasons", [])),
-        "outcome": getattr(exc, "outcome", None),
-        "source": exc.source,
-        "field": exc.field,
-    }
-
-
 def error_from(status: int, body: Any, nation: str) -> SovereignError:
-    """Rebuild the custodian's error from an HTTP error answer.
-
-    A body naming a known class with its expected status gives that class (same
-    message, reasons, source and field); anything else gives
-    :class:`CustodianUnavailable`.
-    """
-    if isinstance(body, dict):
-        name, message = body.get("error"), body.get("message")
-        for cls, expected in WIRE_ERRORS:
-            if cls.__name__ == name and expected == status and isinstance(message, str):
-                source, field = body.get("source"), body.get("field")
-                source = source if isinstance(source, str) else None
-                field = field if isinstance(field, str) else None
-                if cls in (PolicyDenied, DecisionPending):
-                    reasons = body.get("reasons")
-                    if not isinstance(reasons, list):
-                        reasons = []
-                    clean = [str(r) for r in reasons]
-                    if cls is DecisionPending:
-                        outcome = body.get("outcome")
-                        return DecisionPending(
-                            message, reasons=clean, source=source, field=field,
-                            outcome=outcome if outcome in ("needs-approval", "held")
-                            else "needs-approval",
-                        )
-                    return PolicyDenied(
-                        message, reasons=clean, source=source, field=field
-                    )
-                return cls(message, source=source, field=field)
-    detail = body.get("message") if isinstance(body, dict) else None
-    return CustodianUnavailable(
-        f"custodian {nation} answered HTTP {status}"
-        + (f": {detail}" if isinstance(detail, str) else "")
-    )
+    """Rebuild the custodian's error from an HTTP error answer (see
+    :func:`orchestrator.protocol.wire.error_from`); anything unreadable is
+    :class:`CustodianUnavailable`."""
+    return wire_error_from(status, body, lambda what: CustodianUnavailable(
+        f"custodian {nation} {what}"))
 
 
 class HttpCustodian:
@@ -261,7 +190,8 @@ class HttpCustodian:
         return nonce
 
     def decide(self, request: JobRequest) -> dict[str, Any]:
-        """``POST /v1/decide``; see :meth:`orchestrator.release.Custodian.decide`.
+        """``POST /v1/decide``; see
+        :meth:`orchestrator.protocol.release.Custodian.decide`.
 
         Raises
         ------

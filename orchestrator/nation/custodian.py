@@ -1,7 +1,8 @@
 """The embedded custodian: one nation's policy decision point and key holder.
 
 A :class:`LocalCustodian` runs in-process (the embedded default) over the nation's
-directory in the state dir; it implements :class:`orchestrator.release.Custodian`,
+directory in the state dir; it implements
+:class:`orchestrator.protocol.release.Custodian`,
 the interface a network custodian service implements too. It is the only code
 that touches the nation's KEK, and it records every decision *before* acting:
 
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.agreement_state import effective_agreements
-from orchestrator.agreements import Agreement, agreement_state_lock, quarter_of
 from orchestrator.allocation import (
     is_acknowledged,
     notification_id_for,
@@ -45,9 +45,10 @@ from orchestrator.errors import (
     PolicyDenied,
 )
 from orchestrator.labels import Classification, Label
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationKeys
+from orchestrator.nation.locks import agreement_state_lock
 from orchestrator.nation.nonces import NonceStore
 from orchestrator.nation.policy import (
     AccessRequest,
@@ -64,8 +65,8 @@ from orchestrator.nation.verifier import (
     ExpectedBinding,
     SoftwareEvidenceVerifier,
 )
-from orchestrator.registry import Registry, SealedObjectRecord
-from orchestrator.release import (
+from orchestrator.protocol.agreements import Agreement, quarter_of
+from orchestrator.protocol.release import (
     Evidence,
     Grant,
     JobRequest,
@@ -73,9 +74,11 @@ from orchestrator.release import (
     WrappedKey,
     WrapRequest,
 )
+from orchestrator.protocol.statements import verify_statement
+from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
-from orchestrator.statements import verify_statement
 from orchestrator.timeutil import Clock, parse_rfc3339, rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 #: Lifetime of a grant (seconds): the enclave must open it at once.
 GRANT_LIFETIME_S = 120

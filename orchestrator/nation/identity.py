@@ -26,7 +26,7 @@ from orchestrator.crypto import (
     save_private_key,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.keystore import Audit, FileKeystore, ManagedKeystore
 from orchestrator.nation.pkcs11_keystore import (
     CONFIG_FILE,
@@ -37,6 +37,7 @@ from orchestrator.nation.pkcs11_keystore import (
 from orchestrator.registry import NationRecord, Registry
 from orchestrator.state import StateDir
 from orchestrator.timeutil import Clock, rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 
 def read_config(directory: Path) -> Pkcs11Config | None:

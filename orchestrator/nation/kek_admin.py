@@ -18,13 +18,14 @@ from typing import Any
 
 from orchestrator.canonical import b64d, b64e, sha256_hex
 from orchestrator.errors import IntegrityError
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.keystore import Audit, ManagedKeystore
 from orchestrator.nation.lifecycle import KeyUnavailable
 from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
 from orchestrator.timeutil import Clock, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 
 def custodian_audit(state: StateDir, nation: str) -> Audit:

@@ -29,6 +29,7 @@ from orchestrator.crypto.x509 import (
     new_certificate_authority,
 )
 from orchestrator.errors import AlreadyExists, ConfigError, NotFound
+from orchestrator.net import tls
 from orchestrator.registry import Registry
 from orchestrator.state import StateDir
 
@@ -168,22 +169,6 @@ def init_pki(
     return pki
 
 
-def _load_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:
-    try:
-        context.load_cert_chain(certfile=cert, keyfile=key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot load certificate and key: {exc}", source=str(cert)
-        ) from exc
-
-
-def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
-    try:
-        context.load_verify_locations(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load CA certificate: {exc}", source=str(ca)) from exc
-
-
 def server_context(pki: NationPki) -> ssl.SSLContext:
     """TLS 1.3 server context requiring a client certificate from ``pki``'s CA.
 
@@ -192,30 +177,7 @@ def server_context(pki: NationPki) -> ssl.SSLContext:
     ConfigError
         If the server certificate, key or CA cannot be loaded.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    _load_chain(context, pki.server_cert, pki.server_key)
-    _load_ca(context, pki.ca_cert)
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+    return tls.server_context(pki.server_cert, pki.server_key, pki.ca_cert)
 
 
-def client_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
-    """TLS 1.3 client context pinning ``ca`` and presenting ``cert``/``key``.
-
-    Only ``ca`` is trusted (not the system store); host names are checked against
-    the server certificate's subjectAltName.
-
-    Raises
-    ------
-    ConfigError
-        If a file cannot be loaded.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
-    _load_ca(context, ca)
-    if cert is not None and key is not None:
-        _load_chain(context, cert, key)
-    return context
+client_context = tls.client_context

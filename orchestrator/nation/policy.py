@@ -63,8 +63,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeGuard
 
-from orchestrator.agreements import AccessTier, Agreement, quarter_of
 from orchestrator.labels import ISO3166_ALPHA3, Classification, Label
+from orchestrator.protocol.agreements import AccessTier, Agreement, quarter_of
 
 __all__ = ["AccessRequest", "ApprovalFacts", "Decision", "Outcome", "PolicyContext",
            "Reason", "SiteFacts", "combined_outcome", "evaluate", "evaluate_all"]

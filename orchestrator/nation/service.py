@@ -7,18 +7,21 @@ whose TLS 1.3 context (RFC 8446) presents the custodian's server certificate and
 it sits one :class:`~orchestrator.nation.custodian.LocalCustodian` over the
 nation's state, so this process is the only one that reads the nation's KEK.
 
-Endpoints (JSON bodies, the messages of :mod:`orchestrator.release`):
+Endpoints (JSON bodies, the messages of :mod:`orchestrator.protocol.release`):
 
 * ``POST /v1/challenge`` ``{}`` -> ``{"nonce": ...}``;
-* ``POST /v1/decide`` :class:`~orchestrator.release.JobRequest` -> decision JSON;
-* ``POST /v1/release`` :class:`~orchestrator.release.ReleaseRequest` -> ``Grant``;
-* ``POST /v1/wrap`` :class:`~orchestrator.release.WrapRequest` -> ``WrappedKey``;
+* ``POST /v1/decide`` :class:`~orchestrator.protocol.release.JobRequest` -> decision
+JSON;
+* ``POST /v1/release`` :class:`~orchestrator.protocol.release.ReleaseRequest` ->
+``Grant``;
+* ``POST /v1/wrap`` :class:`~orchestrator.protocol.release.WrapRequest` ->
+``WrappedKey``;
 * ``GET /v1/health`` -> ``{"status", "nation", "pid", "served": {op: count}}``.
 
 Refusals keep their class: ``PolicyDenied`` and ``AttestationError`` are 403,
 ``IntegrityError`` 422, ``NotFound`` 404, ``LedgerError`` 503, malformed requests
 (``ConfigError``) 400, with body ``{"error", "message", "reasons", "source",
-"field"}`` (see :func:`orchestrator.nation.client.error_body`). Any other failure
+"field"}`` (see :func:`orchestrator.protocol.wire.error_body`). Any other failure
 is a bare 500: nothing is released.
 """
 
@@ -38,8 +41,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from orchestrator.errors import ConfigError, SovereignError
-from orchestrator.nation.client import error_body
-from orchestrator.release import Custodian, JobRequest, ReleaseRequest, WrapRequest
+from orchestrator.protocol.release import (
+    Custodian,
+    JobRequest,
+    ReleaseRequest,
+    WrapRequest,
+)
+from orchestrator.protocol.wire import error_body
 from orchestrator.state import StateDir
 
 #: Default bind address: loopback only.
@@ -56,7 +64,7 @@ def create_app(custodian: Custodian) -> FastAPI:
     Parameters
     ----------
     custodian
-        Any :class:`~orchestrator.release.Custodian`; the service uses a
+        Any :class:`~orchestrator.protocol.release.Custodian`; the service uses a
         :class:`~orchestrator.nation.custodian.LocalCustodian`.
     """
     app = FastAPI(

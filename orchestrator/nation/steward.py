@@ -26,13 +26,14 @@ from orchestrator.crypto import (
 from orchestrator.crypto.fsutil import fsync_dir
 from orchestrator.errors import ConfigError, IntegrityError
 from orchestrator.labels import Classification, Label, parse_nations
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.identity import NationKeys
 from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
 from orchestrator.tabular import describe, parse_csv
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 ProgressFn = Callable[[int], None]
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from orchestrator.agreements import Agreement, agreement_state_lock
 from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import (
     DEK_SIZE,
@@ -50,12 +49,15 @@ from orchestrator.errors import (
     PolicyDenied,
     SovereignError,
 )
-from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
+from orchestrator.nation.locks import agreement_state_lock
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import SignedStatement, verify_statement
 from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
-from orchestrator.statements import SignedStatement, verify_statement
 from orchestrator.timeutil import Clock, system_clock
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
 from orchestrator.transfer import (
     CONSENT_TYPE,
     ConsentFacts,

@@ -20,7 +20,7 @@ from typing import Protocol
 from orchestrator.canonical import b64d
 from orchestrator.crypto import key_id_of, verify_signature
 from orchestrator.errors import AttestationError, IntegrityError
-from orchestrator.release import (
+from orchestrator.protocol.release import (
     SOFTWARE_EVIDENCE_FORMAT,
     TEE_EVIDENCE_FORMAT,
     Evidence,

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from orchestrator.canonical import b64e
 from orchestrator.crypto import SigningKey
-from orchestrator.release import SOFTWARE_EVIDENCE_FORMAT, Evidence
+from orchestrator.protocol.release import SOFTWARE_EVIDENCE_FORMAT, Evidence
 from orchestrator.timeutil import Clock, rfc3339, system_clock
 
 #: Evidence lifetime in seconds (custodians refuse anything longer than 300 s).

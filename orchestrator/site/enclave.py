@@ -50,7 +50,12 @@ from orchestrator.crypto import (
 from orchestrator.errors import ConfigError, DataError, IntegrityError
 from orchestrator.labels import Label, derive_label
 from orchestrator.measurement import code_measurement
-from orchestrator.release import Custodian, ReleaseRequest, WrappedKey, WrapRequest
+from orchestrator.protocol.release import (
+    Custodian,
+    ReleaseRequest,
+    WrappedKey,
+    WrapRequest,
+)
 from orchestrator.site.api import Table, TaskOutput
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.site.checkpoint import (

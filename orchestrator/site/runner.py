@@ -19,12 +19,13 @@ from typing import Any
 from orchestrator.canonical import b64d
 from orchestrator.crypto import HpkeSuite, load_private_key
 from orchestrator.embedded import custodian_connector
-from orchestrator.ledger import CustodyEvent, CustodyLog, utc_now
-from orchestrator.provenance import build_statement, dsse_sign
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.provenance import build_statement, dsse_sign
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.site.checkpoint import remove_task_checkpoints
 from orchestrator.site.enclave import Enclave, SealedInput
 from orchestrator.state import StateDir
+from orchestrator.tlog.events import CustodyEvent, utc_now
 
 
 def enclave_task(
@@ -58,7 +59,7 @@ def enclave_task(
         produced a model, ``model`` (``object_id``, ``label``, ``manifest``,
         ``ciphertext`` bytes, ``wrapped_keys``, ``provenance``: the site-signed
         DSSE envelope of its in-toto/SLSA provenance, see
-        :mod:`orchestrator.provenance`).
+        :mod:`orchestrator.protocol.provenance`).
     """
     try:
         import torch

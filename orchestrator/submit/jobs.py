@@ -32,7 +32,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.registry import JobRecord, Registry, TaskRecord
 from orchestrator.state import StateDir
 from orchestrator.submit.pipeline import ProgressSink

@@ -33,18 +33,19 @@ from orchestrator.errors import (
     SovereignError,
 )
 from orchestrator.labels import Label
-from orchestrator.ledger import CustodyEvent, CustodyLog
-from orchestrator.ledger.tlog import CheckpointPublisher
+from orchestrator.log.store import CustodyLog
+from orchestrator.log.transparency import CheckpointPublisher
 from orchestrator.officer import open_tlog
-from orchestrator.provenance import statement_digest
+from orchestrator.protocol.provenance import statement_digest
+from orchestrator.protocol.release import JobRequest
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
-from orchestrator.release import JobRequest
 from orchestrator.state import StateDir
 from orchestrator.submit import placement as place
 from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
 from orchestrator.submit.siteconfig import SiteConfig, to_parsl_config
 from orchestrator.submit.workflow import Workflow, load_workflow
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 
 @dataclass

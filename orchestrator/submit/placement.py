@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from orchestrator.agreements import Agreement
 from orchestrator.labels import Label
+from orchestrator.protocol.agreements import Agreement
 from orchestrator.submit.selection import (
     SelectionRequest,
     SiteVerdict,
@@ -55,7 +55,7 @@ def eligible_sites(
     ConfigError, NotFound
         Malformed workflow, unknown dataset.
     """
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.registry import Registry
     from orchestrator.submit.siteconfig import SiteConfig
     from orchestrator.submit.workflow import load_workflow

@@ -7,16 +7,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.agreements import Agreement, agreement_state_lock, load_agreement
 from orchestrator.canonical import b64e
 from orchestrator.crypto import SigningKey, load_private_key, save_private_key
 from orchestrator.errors import AlreadyExists, ConfigError, NotFound
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
+from orchestrator.nation.locks import agreement_state_lock
+from orchestrator.protocol.agreements import Agreement, load_agreement
+from orchestrator.protocol.statements import sign_statement
 from orchestrator.registry import Registry, SiteRecord
 from orchestrator.state import StateDir
-from orchestrator.statements import sign_statement
 from orchestrator.submit.siteconfig import load_site_config
 from orchestrator.timeutil import rfc3339, system_clock
+from orchestrator.tlog.events import CustodyEvent
 
 if TYPE_CHECKING:
     from orchestrator.agreement_state import Standing
@@ -326,7 +328,7 @@ def revoke_agreement(state: StateDir, agreement_id: str, *, reason: str = "") ->
     The revocation *is* the ``agreement.revoked`` custody-log entry: custodians
     re-read agreements on every decision and leave out those revoked in the log.
     The append happens under
-    :func:`~orchestrator.agreements.agreement_state_lock`, which every
+    :func:`~orchestrator.protocol.agreements.agreement_state_lock`, which every
     custodian also holds from reading the agreements to appending
     ``key.released``, so no release relying on the agreement is ordered after
     this entry.

@@ -205,11 +205,12 @@ def log_retry(state: StateDir) -> RetryNotice:
     failure of the previous try, so the custody log reads: ``key.released``
     (attempt 1) ... ``task.retried`` ... ``key.released`` (attempt 2).
     """
-    from orchestrator.ledger import CustodyEvent, CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.submit.registration import (
         ORCHESTRATOR_ACTOR,
         orchestrator_signer,
     )
+    from orchestrator.tlog.events import CustodyEvent
 
     signer = orchestrator_signer(state)
 

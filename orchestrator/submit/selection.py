@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from orchestrator.agreements import Agreement
 from orchestrator.labels import Classification, Label
 from orchestrator.nation.policy import AccessRequest, Decision, SiteFacts, evaluate
+from orchestrator.protocol.agreements import Agreement
 
 __all__ = [
     "SelectionRequest",

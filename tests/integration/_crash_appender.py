@@ -18,8 +18,8 @@ import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orchestrator.ledger.events import CustodyEvent
-from orchestrator.ledger.store import CustodyLog
+from orchestrator.log.store import CustodyLog
+from orchestrator.tlog.events import CustodyEvent
 
 ACTOR = "site:crash"
 

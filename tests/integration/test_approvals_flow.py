@@ -18,7 +18,7 @@ from testkit import ROOT, Sovereign, World, make_world
 from orchestrator.approvals import approval_requests
 from orchestrator.errors import DecisionPending
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.release import JobRequest
+from orchestrator.protocol.release import JobRequest
 from orchestrator.timeutil import parse_rfc3339
 
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"

@@ -26,14 +26,14 @@ from orchestrator.approvals import (
 )
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import DecisionPending, PolicyDenied
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.client import HttpCustodian
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.directory import NationEntry, register_nation
 from orchestrator.nation.pki import DEFAULT_SERVER_HOSTS, NationPki, init_pki
 from orchestrator.nation.service import ServiceProcess
-from orchestrator.release import JobRequest
-from orchestrator.statements import sign_statement
+from orchestrator.protocol.release import JobRequest
+from orchestrator.protocol.statements import sign_statement
 
 AREA = "quantum-sensing"  # case-by-case under AUS-USA
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from testkit import ROOT, SONAR, Sovereign, make_world
 
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.registry import Registry
 
 

@@ -30,9 +30,9 @@ from testkit import ROOT, World, make_world
 from orchestrator.approvals import approval_requests, request_approval, request_id_for
 from orchestrator.canonical import b64d, sha256_hex
 from orchestrator.crypto import load_private_key
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.statements import SignedStatement, verify_statement
 from orchestrator.registry import Registry
-from orchestrator.statements import SignedStatement, verify_statement
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

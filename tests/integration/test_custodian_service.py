@@ -31,13 +31,13 @@ from orchestrator.crypto import (
 )
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import AttestationError, DecisionPending, PolicyDenied
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.pki import NationPki
 from orchestrator.nation.service import ServiceProcess, free_port
+from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.registry import Registry
-from orchestrator.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -130,7 +130,7 @@ def test_sonar_job_through_a_globus_compute_site(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.submit import pipeline
     from orchestrator.submit.registration import register_site
 

@@ -37,9 +37,12 @@ from typing import Any
 
 import pytest
 
-import orchestrator.ledger.verify as verify_mod
-from orchestrator.ledger import CustodyLog, SignedEntry, TrustedKey, verify_log
-from orchestrator.ledger.merkle import root_hash
+import orchestrator.tlog.verify as verify_mod
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
+from orchestrator.tlog.events import SignedEntry
+from orchestrator.tlog.merkle import root_hash
+from orchestrator.tlog.verify import TrustedKey
 
 pytestmark = pytest.mark.slow
 

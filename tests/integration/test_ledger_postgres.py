@@ -20,14 +20,16 @@ from types import ModuleType
 import pytest
 
 from orchestrator.errors import LedgerError, NotFound
-from orchestrator.ledger import ZERO_HASH, CustodyEvent, CustodyLog, verify_log
-from orchestrator.ledger.group_commit import GroupCommitter
-from orchestrator.ledger.merkle import root_hash
+from orchestrator.log.group_commit import GroupCommitter
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
+from orchestrator.tlog.events import ZERO_HASH, CustodyEvent
+from orchestrator.tlog.merkle import root_hash
 
 
 def _load_helpers() -> ModuleType:
-    """The unit tests' signers and events (``tests/unit/ledger/helpers.py``)."""
-    path = Path(__file__).resolve().parents[1] / "unit" / "ledger" / "helpers.py"
+    """The unit tests' signers and events (``tests/unit/tlog/helpers.py``)."""
+    path = Path(__file__).resolve().parents[1] / "unit" / "tlog" / "helpers.py"
     spec = importlib.util.spec_from_file_location("_ledger_unit_helpers", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -40,7 +40,7 @@ def _two_rank_workflow(root: Path) -> Path:
 
 
 def run_two_ranks(root: Path, site_config: str, site: str) -> None:
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.registry import Registry
     from orchestrator.submit.jobs import job_view
     from orchestrator.submit.pipeline import submit

@@ -9,7 +9,7 @@ import pytest
 from testkit import ROOT, make_world
 
 from orchestrator.crypto import HpkeSuite
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.submit.pipeline import submit
 
 pytestmark = pytest.mark.slow

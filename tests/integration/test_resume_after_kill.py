@@ -25,7 +25,7 @@ import pytest
 import torch
 from testkit import ROOT, SONAR, Sovereign
 
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.state import StateDir
 
 pytestmark = pytest.mark.slow

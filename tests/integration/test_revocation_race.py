@@ -14,12 +14,12 @@ from pathlib import Path
 
 from testkit import ROOT, make_world, register_job
 
-from orchestrator.agreements import load_agreement
 from orchestrator.crypto import RecipientKey, load_private_key
 from orchestrator.errors import PolicyDenied
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.release import ReleaseRequest
+from orchestrator.protocol.agreements import load_agreement
+from orchestrator.protocol.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.submit.registration import revoke_agreement
 

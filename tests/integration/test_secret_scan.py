@@ -23,7 +23,7 @@ from testkit import CliResult, Sovereign
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import combine_dek_shares
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
 from orchestrator.registry import Registry
 from orchestrator.state import StateDir

@@ -81,7 +81,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_sonar_on_slurm_matches_local(slurm_cluster: Path) -> None:
-    from orchestrator.ledger import CustodyLog
+    from orchestrator.log.store import CustodyLog
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site
 

@@ -30,13 +30,14 @@ from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import load_private_key, new_dek, seal_bytes
 from orchestrator.errors import AlreadyExists, NotFound, PolicyDenied
 from orchestrator.labels import Label
-from orchestrator.ledger import CustodyLog, verify_log
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.identity import NationKeys, init_nation
 from orchestrator.officer import trusted_keys
+from orchestrator.protocol.statements import SignedStatement, sign_statement
 from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
-from orchestrator.statements import SignedStatement, sign_statement
 from orchestrator.submit.registration import add_agreement
 from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.transfer import (

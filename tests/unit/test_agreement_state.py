@@ -36,7 +36,6 @@ from orchestrator.agreement_state import (
     load_standings,
     standings,
 )
-from orchestrator.agreements import Agreement, load_agreement
 from orchestrator.approvals import approval_requests
 from orchestrator.crypto import SigningKey
 from orchestrator.errors import (
@@ -45,15 +44,17 @@ from orchestrator.errors import (
     DecisionPending,
     PolicyDenied,
 )
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.release import JobRequest
-from orchestrator.statements import SignedStatement, sign_statement
+from orchestrator.protocol.agreements import Agreement, load_agreement
+from orchestrator.protocol.release import JobRequest
+from orchestrator.protocol.statements import SignedStatement, sign_statement
 from orchestrator.submit.registration import (
     add_agreement,
     sign_agreement,
     terminate_agreement,
 )
+from orchestrator.tlog.events import CustodyEvent
 
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"
 GBR_USA = ROOT / "agreements" / "gbr-usa.toml"

@@ -1,4 +1,5 @@
-"""Tests of orchestrator.agreements: the example files and every malformed case."""
+"""Tests of orchestrator.protocol.agreements: the example files and every malformed
+case."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.agreements import (
+from orchestrator.errors import ConfigError
+from orchestrator.protocol.agreements import (
     AccessTier,
     Agreement,
     load_agreement,
     parse_agreement,
 )
-from orchestrator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "agreements").glob("*.toml"))

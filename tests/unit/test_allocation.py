@@ -22,7 +22,6 @@ from testkit import (
     register_job,
 )
 
-from orchestrator.agreements import quarter_of
 from orchestrator.allocation import (
     acknowledge,
     notification_id_for,
@@ -31,12 +30,14 @@ from orchestrator.allocation import (
 )
 from orchestrator.canonical import digest_of
 from orchestrator.errors import ConfigError, DecisionPending, NotFound
-from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.release import JobRequest
-from orchestrator.statements import sign_statement
+from orchestrator.protocol.agreements import quarter_of
+from orchestrator.protocol.release import JobRequest
+from orchestrator.protocol.statements import sign_statement
 from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
 from orchestrator.timeutil import system_clock
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
 
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"
 AID = "AUS-USA-SONAR-2026"

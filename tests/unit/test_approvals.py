@@ -37,11 +37,12 @@ from orchestrator.errors import (
     NotFound,
     PolicyDenied,
 )
-from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.release import JobRequest
-from orchestrator.statements import sign_statement
+from orchestrator.protocol.release import JobRequest
+from orchestrator.protocol.statements import sign_statement
 from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
 
 AREA = "quantum-sensing"  # case-by-case under AUS-USA
 

@@ -14,12 +14,11 @@ from testkit import ROOT, World, make_world
 
 from orchestrator.bundle import MEDIA_TYPE, BundleError, prove, verify_bundle
 from orchestrator.crypto import SigningKey, load_private_key
-from orchestrator.ledger.checkpoint import Checkpoint, parse_note, sign
-from orchestrator.ledger.note import NoteSigner
-from orchestrator.ledger.tlog import LOG_KEY_NAME
 from orchestrator.officer import open_tlog, witness
-from orchestrator.provenance import dsse_sign
+from orchestrator.protocol.provenance import dsse_sign
 from orchestrator.registry import Registry
+from orchestrator.tlog.checkpoint import Checkpoint, parse_note, sign
+from orchestrator.tlog.note import NoteSigner
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +118,7 @@ def test_checkpoint_resigned_with_foreign_key(
     built: tuple[World, str, dict[str, Any]], bundle: dict[str, Any]
 ) -> None:
     cp = parse_note(bundle["checkpoint"]["note"].encode()).checkpoint
-    foreign = NoteSigner(LOG_KEY_NAME, SigningKey.generate())
+    foreign = NoteSigner(cp.origin, SigningKey.generate())
     forged = sign(Checkpoint(cp.origin, cp.size, cp.root), foreign)
     bundle["checkpoint"]["note"] = forged.decode()
     _refused(copy.deepcopy(bundle), "checkpoint", "unknown key")

@@ -19,13 +19,13 @@ from testkit import World, make_world
 
 from orchestrator.crypto import SigningKey
 from orchestrator.errors import IntegrityError, LedgerVerificationError, SovereignError
-from orchestrator.ledger import CustodyEvent, CustodyLog, SignedEntry
-from orchestrator.ledger.checkpoint import Checkpoint, sign
-from orchestrator.ledger.note import NoteSigner
-from orchestrator.ledger.tlog import LOG_KEY_NAME
+from orchestrator.log.store import CustodyLog
 from orchestrator.officer import open_tlog, publish_checkpoint, verify_custody
 from orchestrator.state import StateDir
 from orchestrator.submit.registration import orchestrator_signer
+from orchestrator.tlog.checkpoint import Checkpoint, sign
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
+from orchestrator.tlog.note import NoteSigner
 
 ATTACKS = ["flip", "delete", "swap", "insert", "foreign-checkpoint"]
 
@@ -128,7 +128,7 @@ def test_every_attack_is_detected(
         tree = open_tlog(state).tree()
         note = sign(
             Checkpoint(open_tlog(state).origin, tree.size, tree.root()),
-            NoteSigner(LOG_KEY_NAME, SigningKey.generate()),
+            NoteSigner(open_tlog(state).origin, SigningKey.generate()),
         )
         db.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, n))
     db.commit()

@@ -129,7 +129,6 @@ from hypothesis.stateful import (
 from testkit import ROOT, SONAR
 
 from orchestrator.agreement_state import AgreementStatus, effective_agreements
-from orchestrator.agreements import AccessTier, Agreement
 from orchestrator.allocation import acknowledge, notification_id_for
 from orchestrator.approvals import approval_requests, decide_request, request_id_for
 from orchestrator.canonical import b64d, b64e, digest_of, sha256_hex
@@ -153,14 +152,16 @@ from orchestrator.errors import (
     PolicyDenied,
 )
 from orchestrator.labels import Label, derive_label
-from orchestrator.ledger import CustodyLog, verify_log
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import ATTEMPT_LEASE_S, LocalCustodian
 from orchestrator.nation.identity import init_nation
 from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
 from orchestrator.nation.steward import seal_dataset
 from orchestrator.officer import trusted_keys
+from orchestrator.protocol.agreements import AccessTier, Agreement
+from orchestrator.protocol.release import Grant, JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
-from orchestrator.release import Grant, JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.state import StateDir
 from orchestrator.submit.registration import (

@@ -14,11 +14,7 @@ import pytest
 from testkit import World
 
 from orchestrator.crypto import SigningKey
-from orchestrator.ledger import CustodyEvent, CustodyLog
-from orchestrator.ledger.checkpoint import Checkpoint, parse_note, sign
-from orchestrator.ledger.note import CheckpointError, NoteSigner
-from orchestrator.ledger.tlog import LOG_KEY_NAME
-from orchestrator.ledger.witness import ConsistencyError, RollbackError, SplitViewError
+from orchestrator.log.store import CustodyLog
 from orchestrator.officer import (
     open_tlog,
     publish_checkpoint,
@@ -26,6 +22,10 @@ from orchestrator.officer import (
     witness,
 )
 from orchestrator.submit.registration import orchestrator_signer
+from orchestrator.tlog.checkpoint import Checkpoint, parse_note, sign
+from orchestrator.tlog.events import CustodyEvent
+from orchestrator.tlog.note import CheckpointError, NoteSigner
+from orchestrator.tlog.witness import ConsistencyError, RollbackError, SplitViewError
 
 
 def _append(world: World, n: int, tag: str) -> None:
@@ -104,7 +104,7 @@ def test_checkpoint_signed_with_foreign_key_is_refused(world: World) -> None:
     _append(world, 2, "b")
     tree = open_tlog(world.state).tree()
     forged = sign(Checkpoint(open_tlog(world.state).origin, tree.size, tree.root()),
-                  NoteSigner(LOG_KEY_NAME, SigningKey.generate()))
+                  NoteSigner(open_tlog(world.state).origin, SigningKey.generate()))
     CustodyLog(world.state.custody_db).put_checkpoint(tree.size, forged, "now")
     with pytest.raises(CheckpointError) as caught:
         verify_custody(world.state, officer="AUS")

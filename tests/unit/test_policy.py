@@ -13,7 +13,6 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.agreements import Agreement
 from orchestrator.labels import Classification, Label, derive_label
 from orchestrator.nation.policy import (
     AccessRequest,
@@ -25,6 +24,7 @@ from orchestrator.nation.policy import (
     evaluate,
     evaluate_all,
 )
+from orchestrator.protocol.agreements import Agreement
 
 C = Classification
 DAY = date(2026, 6, 1)

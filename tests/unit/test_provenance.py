@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.crypto import SigningKey, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError
-from orchestrator.provenance import (
+from orchestrator.protocol.provenance import (
     BUILD_TYPE,
     PAYLOAD_TYPE,
     PREDICATE_TYPE,

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agreements import Agreement
 from orchestrator.errors import PolicyDenied
 from orchestrator.labels import Classification as Level
 from orchestrator.labels import Label
 from orchestrator.nation.policy import AccessRequest, SiteFacts, evaluate
+from orchestrator.protocol.agreements import Agreement
 from orchestrator.submit.jobs import (
     PARSL_TASK_STATES,
     SCHEDULER_STATES,

@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.crypto import SigningKey
 from orchestrator.nation.transfer_keys import verify_consents
-from orchestrator.statements import SignedStatement, sign_statement
+from orchestrator.protocol.statements import SignedStatement, sign_statement
 
 AUS, GBR = SigningKey.generate(), SigningKey.generate()
 KEYS = {"AUS": AUS.public_bytes(), "GBR": GBR.public_bytes()}

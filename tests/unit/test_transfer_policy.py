@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agreements import Agreement
 from orchestrator.errors import ConfigError
-from orchestrator.statements import SignedStatement
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import SignedStatement
 from orchestrator.transfer import (
     RULES,
     ConsentFacts,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_transfer_policy import AT, DIGEST, agreement
 
-from orchestrator.agreements import Agreement
+from orchestrator.protocol.agreements import Agreement
 from orchestrator.transfer import (
     RULES,
     ConsentFacts,

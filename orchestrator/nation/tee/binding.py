@@ -24,7 +24,7 @@ import hashlib
 from typing import Any
 
 from orchestrator.canonical import canonical_bytes
-from orchestrator.release import Evidence
+from orchestrator.protocol.release import Evidence
 
 __all__ = ["BINDING_DOMAIN", "binding_of", "gpu_nonce", "report_data"]
 

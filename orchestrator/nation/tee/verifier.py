@@ -44,7 +44,7 @@ from orchestrator.nation.verifier import (
     ExpectedBinding,
     check_site_statement,
 )
-from orchestrator.release import TEE_EVIDENCE_FORMAT, Evidence
+from orchestrator.protocol.release import TEE_EVIDENCE_FORMAT, Evidence
 
 __all__ = ["TEE_MODES", "TeeEvidenceVerifier"]
 

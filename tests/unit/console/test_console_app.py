@@ -19,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 from testkit import World, make_world
 
-from orchestrator.agreements import quarter_of
 from orchestrator.approvals import (
     approval_requests,
     request_approval,
@@ -29,10 +28,16 @@ from orchestrator.canonical import b64d, b64e, sha256_hex
 from orchestrator.console import create_app
 from orchestrator.crypto import SigningKey, load_private_key
 from orchestrator.errors import NotFound
-from orchestrator.ledger import CustodyEvent, CustodyLog
+from orchestrator.log.store import CustodyLog
+from orchestrator.protocol.agreements import quarter_of
+from orchestrator.protocol.statements import (
+    SignedStatement,
+    sign_statement,
+    verify_statement,
+)
 from orchestrator.registry import Registry
-from orchestrator.statements import SignedStatement, sign_statement, verify_statement
 from orchestrator.submit.registration import orchestrator_signer
+from orchestrator.tlog.events import CustodyEvent
 
 ORIGIN = "http://testserver"
 AGREEMENT = "AUS-USA-SONAR-2026"

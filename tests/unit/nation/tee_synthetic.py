@@ -18,7 +18,7 @@ from orchestrator.crypto.ecdsa import EcdsaCurve, EcdsaKey
 from orchestrator.nation.tee import TeeVerifierConfig, TrustRoot, gpu_nonce, report_data
 from orchestrator.nation.tee.nvidia import b64url
 from orchestrator.nation.tee.trust import endorsement_payload, root_id
-from orchestrator.release import TEE_EVIDENCE_FORMAT, Evidence
+from orchestrator.protocol.release import TEE_EVIDENCE_FORMAT, Evidence
 from orchestrator.timeutil import rfc3339
 
 #: The test-only root (ECDSA P-384). NEVER a production trust anchor.

@@ -23,10 +23,10 @@ from orchestrator.errors import (
     LedgerError,
     PolicyDenied,
 )
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.protocol.release import JobRequest, ReleaseRequest
 from orchestrator.registry import JobRecord, Registry
-from orchestrator.release import JobRequest, ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32
@@ -251,7 +251,7 @@ def test_no_release_when_the_log_cannot_record(world: World) -> None:
 def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
     from orchestrator.crypto import HpkeSuite, hpke_seal, new_dek
     from orchestrator.labels import Label
-    from orchestrator.release import WrapRequest
+    from orchestrator.protocol.release import WrapRequest
 
     _job(world)
     aus = LocalCustodian(world.state, "AUS")

@@ -16,15 +16,15 @@ from testkit import World, register_job
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, load_private_key, unwrap_dek, wrap_dek
 from orchestrator.errors import ConfigError, IntegrityError, LedgerError, PolicyDenied
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
 from orchestrator.nation.keystore import FileKeystore
 from orchestrator.nation.lifecycle import KekDisabled, KeyVersionRetired
 from orchestrator.officer import publish_checkpoint, verify_custody
+from orchestrator.protocol.release import ReleaseRequest
 from orchestrator.registry import Registry
-from orchestrator.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agreements import Agreement
 from orchestrator.labels import Classification, Label
 from orchestrator.nation.policy import (
     AccessRequest,
@@ -29,6 +28,7 @@ from orchestrator.nation.policy import (
     evaluate,
     evaluate_all,
 )
+from orchestrator.protocol.agreements import Agreement
 
 C = Classification
 DAY = date(2026, 6, 1)

@@ -14,7 +14,6 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.agreements import Agreement
 from orchestrator.labels import Classification, Label
 from orchestrator.nation.policy import (
     AccessRequest,
@@ -27,6 +26,7 @@ from orchestrator.nation.policy import (
     evaluate,
     evaluate_all,
 )
+from orchestrator.protocol.agreements import Agreement
 
 C = Classification
 DAY = date(2026, 6, 1)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from testkit import ROOT, World, make_world, register_job
 
-from orchestrator.agreements import parse_agreement
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import (
     HpkeSuite,
@@ -27,10 +26,11 @@ from orchestrator.errors import (
     IntegrityError,
     PolicyDenied,
 )
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.protocol.agreements import parse_agreement
+from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.registry import Registry
-from orchestrator.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -16,12 +16,12 @@ from testkit import World, register_job
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
 from orchestrator.errors import AttestationError, ConfigError
-from orchestrator.ledger import CustodyLog
+from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.tee import TeeEvidenceVerifier, TeeVerifierConfig, TrustRoot
 from orchestrator.nation.verifier import DispatchingVerifier, ExpectedBinding
+from orchestrator.protocol.release import ReleaseRequest
 from orchestrator.registry import Registry
-from orchestrator.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32
@@ -110,7 +110,7 @@ def test_tampered_quote_and_mode_mismatch_are_refused(world: World) -> None:
     quote = bytearray(b64d(tee["cpu"]["report"]))
     quote[48 + 136] ^= 1  # flip one MRTD bit after signing
     from orchestrator.canonical import b64e
-    from orchestrator.release import Evidence
+    from orchestrator.protocol.release import Evidence
 
     def resign(ev: Evidence) -> Evidence:
         return ev.with_signature(b64e(site_key.sign(ev.signed_bytes())))
