@@ -28,9 +28,9 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.cli.catalogue import model_app
+from orchestrator.policy.transfer import TransferDecision
+from orchestrator.protocol.transfer import TransferDenied
 from orchestrator.transfer import (
-    TransferDecision,
-    TransferDenied,
     consent_to_transfer,
     load_consent_file,
     parse_duration,

@@ -7,7 +7,7 @@ the interface a network custodian service implements too. It is the only code
 that touches the nation's KEK, and it records every decision *before* acting:
 
 (1) verify the attestation evidence and consume its nonce;
-(2) evaluate the nation's policy (pure, :mod:`orchestrator.nation.policy`);
+(2) evaluate the nation's policy (pure, :mod:`orchestrator.policy.access`);
 (3) durably append ``key.denied`` or ``key.released`` to the custody log;
 (4) only after (3) succeeds, unwrap the DEK and seal it to the enclave (HPKE).
 
@@ -50,7 +50,13 @@ from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.locks import agreement_state_lock
 from orchestrator.nation.nonces import NonceStore
-from orchestrator.nation.policy import (
+from orchestrator.nation.verifier import (
+    AttestationResult,
+    EvidenceVerifier,
+    ExpectedBinding,
+    SoftwareEvidenceVerifier,
+)
+from orchestrator.policy.access import (
     AccessRequest,
     ApprovalFacts,
     Decision,
@@ -58,12 +64,6 @@ from orchestrator.nation.policy import (
     PolicyContext,
     SiteFacts,
     evaluate,
-)
-from orchestrator.nation.verifier import (
-    AttestationResult,
-    EvidenceVerifier,
-    ExpectedBinding,
-    SoftwareEvidenceVerifier,
 )
 from orchestrator.protocol.agreements import Agreement, quarter_of
 from orchestrator.protocol.release import (

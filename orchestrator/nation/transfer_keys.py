@@ -52,22 +52,21 @@ from orchestrator.errors import (
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.locks import agreement_state_lock
-from orchestrator.protocol.agreements import Agreement
-from orchestrator.protocol.statements import SignedStatement, verify_statement
-from orchestrator.registry import Registry, SealedObjectRecord
-from orchestrator.state import StateDir
-from orchestrator.timeutil import Clock, system_clock
-from orchestrator.tlog.events import CustodyEvent, SignedEntry
-from orchestrator.transfer import (
+from orchestrator.policy.transfer import (
     CONSENT_TYPE,
     ConsentFacts,
     ModelFacts,
     TransferDecision,
     TransferFacts,
-    TransferRequest,
     evaluate_transfer,
-    transfer_hpke_info,
 )
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import SignedStatement, verify_statement
+from orchestrator.protocol.transfer import TransferRequest, transfer_hpke_info
+from orchestrator.registry import Registry, SealedObjectRecord
+from orchestrator.state import StateDir
+from orchestrator.timeutil import Clock, system_clock
+from orchestrator.tlog.events import CustodyEvent, SignedEntry
 
 __all__ = ["TransferKeys", "verify_consents"]
 

@@ -8,7 +8,7 @@ candidate sites (:class:`SiteOffer`) and each owner's agreements, it returns one
     The site's operator nation is in the data's releasable-to, and its
     accreditation is at least the data's classification.
 ``policy``
-    A *pre-check* with the same pure :func:`orchestrator.nation.policy.evaluate`
+    A *pre-check* with the same pure :func:`orchestrator.policy.access.evaluate`
     each owner's custodian runs (owner, request, agreement valid on the day,
     priority-area tier). It explains; it decides nothing: at submission every
     owner's custodian still decides, per site, and logs ``policy.decided``.
@@ -40,7 +40,7 @@ from datetime import date
 from typing import Any
 
 from orchestrator.labels import Classification, Label
-from orchestrator.nation.policy import AccessRequest, Decision, SiteFacts, evaluate
+from orchestrator.policy.access import AccessRequest, Decision, SiteFacts, evaluate
 from orchestrator.protocol.agreements import Agreement
 
 __all__ = [

@@ -35,15 +35,14 @@ from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.identity import NationKeys, init_nation
 from orchestrator.officer import trusted_keys
+from orchestrator.policy.transfer import TransferDecision
 from orchestrator.protocol.statements import SignedStatement, sign_statement
+from orchestrator.protocol.transfer import TransferDenied, TransferRequest
 from orchestrator.registry import Registry, SealedObjectRecord
 from orchestrator.state import StateDir
 from orchestrator.submit.registration import add_agreement
 from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.transfer import (
-    TransferDecision,
-    TransferDenied,
-    TransferRequest,
     consent_to_transfer,
     receive_model,
     transfer_history,

@@ -161,6 +161,7 @@ from orchestrator.nation.steward import seal_dataset
 from orchestrator.officer import trusted_keys
 from orchestrator.protocol.agreements import AccessTier, Agreement
 from orchestrator.protocol.release import Grant, JobRequest, ReleaseRequest, WrapRequest
+from orchestrator.protocol.transfer import TransferDenied
 from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.state import StateDir
@@ -172,7 +173,7 @@ from orchestrator.submit.registration import (
     terminate_agreement,
 )
 from orchestrator.timeutil import parse_rfc3339, rfc3339
-from orchestrator.transfer import TransferDenied, consent_to_transfer, transfer_model
+from orchestrator.transfer import consent_to_transfer, transfer_model
 
 MEASUREMENT = "sha256:" + "ab" * 32
 SITE = "local"

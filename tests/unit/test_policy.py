@@ -1,4 +1,4 @@
-"""Tests of orchestrator.nation.policy: examples per rule, properties, and an
+"""Tests of orchestrator.policy.access: examples per rule, properties, and an
 exhaustive small-domain comparison with an independently written oracle."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.labels import Classification, Label, derive_label
-from orchestrator.nation.policy import (
+from orchestrator.policy.access import (
     AccessRequest,
     Decision,
     Outcome,

@@ -11,7 +11,7 @@ import pytest
 from orchestrator.errors import PolicyDenied
 from orchestrator.labels import Classification as Level
 from orchestrator.labels import Label
-from orchestrator.nation.policy import AccessRequest, SiteFacts, evaluate
+from orchestrator.policy.access import AccessRequest, SiteFacts, evaluate
 from orchestrator.protocol.agreements import Agreement
 from orchestrator.submit.jobs import (
     PARSL_TASK_STATES,

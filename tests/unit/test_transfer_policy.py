@@ -10,20 +10,19 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.protocol.agreements import Agreement
-from orchestrator.protocol.statements import SignedStatement
-from orchestrator.transfer import (
+from orchestrator.policy.transfer import (
     RULES,
     ConsentFacts,
     ModelFacts,
     TransferDecision,
     TransferFacts,
-    TransferRequest,
     classify_export_control,
     evaluate_transfer,
-    parse_duration,
-    transfer_hpke_info,
 )
+from orchestrator.protocol.agreements import Agreement
+from orchestrator.protocol.statements import SignedStatement
+from orchestrator.protocol.transfer import TransferRequest, transfer_hpke_info
+from orchestrator.transfer import parse_duration
 
 AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32

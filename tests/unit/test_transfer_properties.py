@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_transfer_policy import AT, DIGEST, agreement
 
-from orchestrator.protocol.agreements import Agreement
-from orchestrator.transfer import (
+from orchestrator.policy.transfer import (
     RULES,
     ConsentFacts,
     ModelFacts,
@@ -21,6 +20,7 @@ from orchestrator.transfer import (
     classify_export_control,
     evaluate_transfer,
 )
+from orchestrator.protocol.agreements import Agreement
 
 NATIONS = ["AUS", "CAN", "GBR", "NZL", "USA"]
 USES = ["research", "weapons-targeting", "surveillance"]

@@ -1,4 +1,4 @@
-"""Targeted tests of the PolicyContext rules of orchestrator.nation.policy:
+"""Targeted tests of the PolicyContext rules of orchestrator.policy.access:
 approvals (rule 6), quarterly thresholds and holds (rule 7), ended agreements
 (rule 5), the joint interlock (rule 8), outcome precedence and the Decision API.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.labels import Classification, Label
-from orchestrator.nation.policy import (
+from orchestrator.policy.access import (
     AccessRequest,
     ApprovalFacts,
     Decision,

@@ -1,4 +1,4 @@
-"""orchestrator.nation.policy with a PolicyContext against an independently written
+"""orchestrator.policy.access with a PolicyContext against an independently written
 oracle: exhaustive small-domain grids (approvals, quarterly usage, holds, ended
 agreements, one to three owners) and hypothesis properties."""
 
@@ -15,7 +15,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.labels import Classification, Label
-from orchestrator.nation.policy import (
+from orchestrator.policy.access import (
     AccessRequest,
     ApprovalFacts,
     Decision,

@@ -65,7 +65,8 @@ def test_tlog_proof_refuses_another_leaf_index_or_key() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    b"c2sp.org/tlog-proof@v2\nindex 1\n\nx\n", b"c2sp.org/tlog-proof@v1\nindex 01\n\nx\n",
+    b"c2sp.org/tlog-proof@v2\nindex 1\n\nx\n",
+    b"c2sp.org/tlog-proof@v1\nindex 01\n\nx\n",
     b"c2sp.org/tlog-proof@v1\n\nx\n", b"c2sp.org/tlog-proof@v1\nindex 1\nAAAA\n\nx\n",
     b"c2sp.org/tlog-proof@v1\nindex 1\n",
 ])
