@@ -155,7 +155,7 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_sovereign(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit import pipeline
 
     class Sink(pipeline.ProgressSink):

@@ -65,11 +65,11 @@ def make_state(root: Path, csv: Path, name: str, sites: list[Path]) -> Any:
 
     The dataset is sealed as ``name``, owned by AUS, SECRET REL TO AUS, GBR, USA, as
     ``scripts/demo.sh`` seals the sonar data. Returns the
-    :class:`~orchestrator.state.StateDir`.
+    :class:`~orchestrator.embedded.layout.StateDir`.
     """
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.steward import seal_dataset
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.registration import add_agreement, register_site
 
     state = StateDir(root / "state").ensure()

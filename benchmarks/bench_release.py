@@ -57,8 +57,8 @@ def _setup(root: Path) -> tuple[Any, str]:
     from orchestrator.nation.pki import init_pki
     from orchestrator.nation.steward import seal_dataset
     from orchestrator.protocol.release import JobRequest
-    from orchestrator.registry import JobRecord, Registry
-    from orchestrator.state import StateDir
+    from orchestrator.submit.registry import JobRecord, Registry
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.registration import add_agreement, register_site
 
     state = StateDir(root / "state").ensure()
@@ -115,7 +115,7 @@ def _enclave(
     from orchestrator.nation.pki import NationPki
     from orchestrator.protocol.release import Custodian, ReleaseRequest
     from orchestrator.site.attestation import SoftwareAttester
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
 
     state = StateDir(Path(state_root))
     pki = NationPki.of(state, "AUS")

@@ -127,9 +127,9 @@ def child_sovereign(state_dir: Path, workflow_path: Path) -> dict[str, Any]:
     from orchestrator.embedded import custodian_connector
     from orchestrator.labels import Label
     from orchestrator.protocol.release import JobRequest
-    from orchestrator.registry import JobRecord, Registry
+    from orchestrator.submit.registry import JobRecord, Registry
     from orchestrator.site.runner import enclave_task
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.workflow import load_workflow
     from orchestrator.timeutil import rfc3339, system_clock
 

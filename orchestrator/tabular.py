@@ -20,15 +20,48 @@ import csv
 import io
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from orchestrator.errors import DataError
-from orchestrator.site.api import Table
 
-__all__ = ["describe", "parse_csv"]
+
+@dataclass(frozen=True)
+class Table:
+    """A labelled numeric table decoded in memory from a sealed CSV.
+
+    Attributes
+    ----------
+    features
+        ``float32`` array of shape ``(n_rows, n_features)``.
+    labels
+        ``int64`` array of shape ``(n_rows,)``; values index ``classes``.
+    classes
+        Class names in index order (sorted by their text), e.g. ``["M", "R"]``.
+    feature_names
+        ``n_features`` column names (``"c0"``, ``"c1"``, ... for a header-less CSV).
+    """
+
+    features: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.features.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns."""
+        return int(self.features.shape[1])
+
+
+__all__ = ["Table", "describe", "parse_csv"]
 
 _CHUNK_ROWS = 16384
 """Rows converted to ``float32`` at a time (bounds the Python-object overhead)."""

@@ -16,6 +16,10 @@ for nation in AUS GBR USA; do sovereign nation init "$nation"; done
 
 step "US site admin registers the local facility"
 sovereign site register site_configs/local.toml
+
+step "AUS and USA accredit the site's key (no TEE on this machine: evidence kind 'none')"
+sovereign site accredit local --by AUS --tee none --days 30
+sovereign site accredit local --by USA --tee none --days 30
 sovereign site list
 
 step "AUS data steward seals the UCI sonar returns: SECRET, REL TO AUS, GBR, USA"
@@ -47,10 +51,13 @@ sovereign custody trace "$model_id"
 
 step "AUS officer proves the model offline: bundle with inclusion proofs, cosigned checkpoint, provenance"
 sovereign custody prove "$model_id" --out "$SOVEREIGN_STATE_DIR/bundle.json"
-log_vkey=$(sovereign custody log-key)   # officers pin the log key out of band
-echo "verifying in an empty directory with no state: log key pinned to $log_vkey"
-(cd "$(mktemp -d)" && SOVEREIGN_STATE_DIR=/nonexistent sovereign custody verify-bundle \
-    "$SOVEREIGN_STATE_DIR/bundle.json" --require-cosigners AUS,GBR --log-key "$log_vkey")
+# The officer pinned the log key and the nations' witness keys when the parties were
+# introduced (its trust.json); it carries that file and the bundle to a clean machine.
+offline=$(mktemp -d)
+cp "$SOVEREIGN_STATE_DIR/officers/AUS/trust.json" "$SOVEREIGN_STATE_DIR/bundle.json" "$offline/"
+echo "verifying in $offline with no state: keys only from the officer's trust.json"
+(cd "$offline" && SOVEREIGN_STATE_DIR=/nonexistent sovereign custody verify-bundle \
+    bundle.json --trust trust.json --require-cosigners AUS,GBR)
 
 step "AUS officer's report"
 sovereign custody report --nation AUS --out "$SOVEREIGN_STATE_DIR/report-AUS.html"

@@ -86,7 +86,7 @@ def make_world(
 ) -> World:
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.steward import seal_dataset
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.registration import register_site
 
     state = StateDir(root / "state").ensure()
@@ -139,7 +139,7 @@ def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
     """
     from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.protocol.release import JobRequest
-    from orchestrator.registry import JobRecord, Registry
+    from orchestrator.submit.registry import JobRecord, Registry
 
     Registry(world.state.registry_db).add_job(JobRecord(
         id=job_id, workflow="sonar", site=world.site,

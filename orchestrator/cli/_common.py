@@ -12,8 +12,9 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from orchestrator.embedded.deployment import Deployment
+from orchestrator.embedded.layout import ENV_VAR, StateDir, resolve_state_dir
 from orchestrator.errors import SovereignError
-from orchestrator.state import ENV_VAR, StateDir, resolve_state_dir
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,6 +37,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 def state_of(option: Path | None) -> StateDir:
     """The state directory chosen by ``--state-dir`` / ``$SOVEREIGN_STATE_DIR``."""
     return StateDir(resolve_state_dir(option))
+
+
+def deployment_of(option: Path | None) -> Deployment:
+    """The embedded default's parties in the chosen state directory."""
+    return Deployment(state_of(option))
 
 
 def emit_json(data: Any) -> None:

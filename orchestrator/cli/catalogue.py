@@ -17,11 +17,17 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
+from orchestrator.embedded import (
+    accredit_site,
+    add_agreement,
+    open_model,
+    register_site,
+    revoke_accreditation,
+    seal_dataset,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.labels import Label
-from orchestrator.nation.steward import open_model, seal_dataset
-from orchestrator.registry import Registry, SealedObjectRecord, as_json
-from orchestrator.submit.registration import add_agreement, register_site
+from orchestrator.submit.registry import Registry, SealedObjectRecord, as_json
 
 site_app = typer.Typer(no_args_is_help=True, help="Site admins: register facilities.")
 dataset_app = typer.Typer(no_args_is_help=True, help="Data stewards: seal datasets.")
@@ -47,7 +53,8 @@ def _show_object(record: SealedObjectRecord, json_out: bool) -> None:
         (
             "wrapped for",
             ", ".join(
-                f"{n} ({k['kek_id']} v{k['kek_version']})"
+                f"{n} ({k['kek_id']} v{k['kek_version']})" if "kek_id" in k
+                else f"{n} (held by its custodian)"
                 for n, k in sorted(record.wrapped_keys.items())
             ),
         ),
@@ -70,13 +77,70 @@ def site_register(
     path: Annotated[Path, typer.Argument(help="site config TOML")],
     state_dir: StateOpt = None,
 ) -> None:
-    """Register a facility from its site config and create its signing identity."""
+    """Register a facility from its site config: the site makes its own signing
+    identity in its directory, the orchestrator registers its configuration.
+    Nations accredit it separately (``site accredit``)."""
     record = register_site(state_of(state_dir), path)
     console.print(
         f"site [bold]{record.name}[/] registered: operated by "
-        f"{record.operator_nation}, accredited {record.accreditation}, "
+        f"{record.operator_nation}, claims {record.accreditation}, "
         f"signing key {record.signing_key_id}"
     )
+
+
+@site_app.command("accredit")
+@handle_errors
+def site_accredit(
+    name: Annotated[str, typer.Argument(help="site name")],
+    nation: Annotated[str, typer.Option("--by", help="accrediting nation")],
+    ceiling: Annotated[str | None, typer.Option(
+        "--ceiling", help="highest classification (default: the site's claim)")] = None,
+    tee: Annotated[str, typer.Option(
+        "--tee", help="accepted evidence kinds: none,tdx,sgx,snp")] = "none",
+    days: Annotated[int, typer.Option("--days", min=1, max=3650,
+                                      help="validity in days")] = 365,
+    operator: Annotated[str | None, typer.Option(
+        "--operator", help="operator nation (default: the site's claim)")] = None,
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A nation accredits a site's key: its custodian signs the accreditation and
+    issues the site a client certificate; only then does it release keys there."""
+    from datetime import timedelta
+
+    from orchestrator.labels import parse_nation
+
+    accreditation = accredit_site(
+        state_of(state_dir), name, parse_nation(nation, field="--by"),
+        ceiling=ceiling, tee_kinds=[t.strip() for t in tee.split(",") if t.strip()],
+        expires_in=timedelta(days=days),
+        operator_nation=None if operator is None else parse_nation(
+            operator, field="--operator"))
+    if json_out:
+        emit_json(accreditation.to_json())
+        return
+    console.print(
+        f"site [bold]{name}[/] accredited by {accreditation.nation}: "
+        f"{accreditation.accreditation_id}, ceiling "
+        f"{accreditation.ceiling.name.replace('_', ' ')}, operator "
+        f"{accreditation.operator_nation}, TEE {', '.join(accreditation.tee_kinds)},"
+        f" until {accreditation.expires_at:%Y-%m-%d}")
+
+
+@site_app.command("revoke")
+@handle_errors
+def site_revoke(
+    name: Annotated[str, typer.Argument(help="site name")],
+    nation: Annotated[str, typer.Option("--by", help="accrediting nation")],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    state_dir: StateOpt = None,
+) -> None:
+    """A nation revokes its accreditation of a site: releases there stop at once."""
+    from orchestrator.labels import parse_nation
+
+    ids = revoke_accreditation(state_of(state_dir), name,
+                               parse_nation(nation, field="--by"), reason=reason)
+    console.print(f"revoked {', '.join(ids)}")
 
 
 @site_app.command("list")
@@ -266,8 +330,8 @@ def agreement_add(
         str,
         typer.Option(
             "--sign-as",
-            help="Then sign as these parties' officers (comma-separated; their "
-            "officer keys must be in this state dir).",
+            help="Then sign as these parties' officers (comma-separated; in the "
+            "embedded default each officer signs in its own directory).",
         ),
     ] = "",
     state_dir: StateOpt = None,
@@ -285,9 +349,10 @@ def agreement_add(
 
 
 def _standing(state: Any, agreement_id: str, version: int) -> Any:
-    from orchestrator.agreement_state import load_standings
+    from orchestrator.embedded import Deployment
+    from orchestrator.submit.agreements import load_standings
 
-    return next(s for s in load_standings(state)
+    return next(s for s in load_standings(Deployment(state).orchestrator())
                 if s.agreement.id == agreement_id and s.agreement.version == version)
 
 
@@ -303,7 +368,7 @@ def agreement_sign(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign one exact agreement version as a party's sovereignty officer."""
-    from orchestrator.submit.registration import sign_agreement
+    from orchestrator.embedded import sign_agreement
 
     standing = sign_agreement(state_of(state_dir), agreement_id,
                               nation.strip().upper(), version=version)
@@ -323,7 +388,7 @@ def agreement_terminate(
     json_out: JsonOpt = False,
 ) -> None:
     """Terminate an agreement as a party's officer (signed, logged, at once)."""
-    from orchestrator.submit.registration import terminate_agreement
+    from orchestrator.embedded import terminate_agreement
 
     standing = terminate_agreement(state_of(state_dir), agreement_id,
                                    nation.strip().upper(), reason=reason)
@@ -337,9 +402,10 @@ def agreement_terminate(
 @handle_errors
 def agreement_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
     """List every agreement version with its status, signatures and areas."""
-    from orchestrator.agreement_state import load_standings
+    from orchestrator.embedded import Deployment
+    from orchestrator.submit.agreements import load_standings
 
-    standings = load_standings(state_of(state_dir))
+    standings = load_standings(Deployment(state_of(state_dir)).orchestrator())
     if json_out:
         emit_json([{**s.to_json(), "document": s.agreement.to_json()}
                    for s in standings])

@@ -1,4 +1,5 @@
-"""``sovereign console``: the officers' web console (:mod:`orchestrator.console`)."""
+"""``sovereign console``: the officers' web console
+(:mod:`orchestrator.officer.console`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli._common import StateOpt, console, handle_errors, state_of
+from orchestrator.cli._common import StateOpt, console, deployment_of, handle_errors
 from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
 
@@ -38,7 +39,7 @@ def serve(
     """
     import uvicorn
 
-    from orchestrator.console import create_app
+    from orchestrator.officer.console import create_app
 
     code = parse_nation(nation, field="--as")
     if not 0 < port < 65536:
@@ -47,7 +48,8 @@ def serve(
     if not site.startswith(("http://", "https://")):
         raise ConfigError(f"origin must be http(s)://host[:port], got {site!r}",
                           field="--origin")
-    web = create_app(state_of(state_dir), code, origin=site)
+    deployment = deployment_of(state_dir)
+    web = create_app(deployment.connect(code), deployment.log(), code, origin=site)
     console.print(f"{code} officer console at {site}/ (Ctrl-C stops)",
                   highlight=False, soft_wrap=True)
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False,

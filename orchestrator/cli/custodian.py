@@ -1,10 +1,11 @@
 """``sovereign custodian``: run a nation's custodian as an mTLS service.
 
-``pki init AUS`` (the nation's CA, server and client certificates), ``serve
---nation AUS`` (FastAPI + uvicorn, TLS 1.3, client certificates required),
-``register AUS --url https://127.0.0.1:N --ca FILE`` (the nation directory entry
-that makes the orchestrator and enclaves call the service instead of an
-in-process custodian), ``unregister`` and ``list``.
+``serve --nation AUS`` (FastAPI + uvicorn, TLS 1.3, client certificates from the
+nation's CA required, every operation authorised by the caller's role),
+``issue AUS --csr FILE --role site --name local`` (the nation's CA signs a
+party's CSR, granting a role), ``register AUS --url https://127.0.0.1:N --ca FILE``
+(the orchestrator's directory entry that makes it and its tasks call the
+service), ``unregister`` and ``list``.
 """
 
 from __future__ import annotations
@@ -19,71 +20,54 @@ from orchestrator.cli._common import (
     JsonOpt,
     StateOpt,
     console,
+    deployment_of,
     emit_json,
     handle_errors,
     state_of,
 )
+from orchestrator.crypto import atomic_write_bytes
+from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
-from orchestrator.nation.directory import (
-    NationEntry,
+from orchestrator.net.custodian_client import NationEntry
+from orchestrator.net.directory import (
     load_directory,
     register_nation,
     unregister_nation,
 )
-from orchestrator.nation.pki import DEFAULT_SERVER_HOSTS, NationPki, init_pki
-from orchestrator.nation.service import DEFAULT_HOST, DEFAULT_PORT, serve
+from orchestrator.net.service import DEFAULT_HOST
 
 app = typer.Typer(
-    no_args_is_help=True, help="Custodian services: PKI, serve over mTLS, directory."
+    no_args_is_help=True, help="Custodian services: serve over mTLS, issue, directory."
 )
-pki_app = typer.Typer(no_args_is_help=True, help="A nation's CA and certificates.")
-app.add_typer(pki_app, name="pki")
 
 NationArg = Annotated[str, typer.Argument(help="ISO 3166-1 alpha-3 code")]
+#: Default TCP port.
+DEFAULT_PORT = 8443
 
 
-@pki_app.command("init")
+@app.command("issue")
 @handle_errors
-def pki_init(
+def issue(
     code: NationArg,
-    host: Annotated[
-        list[str] | None,
-        typer.Option("--host", help="Server certificate host/IP (repeatable)."),
-    ] = None,
-    client: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--client",
-            help="Client identity to issue (repeatable; default orchestrator, "
-            "officer and site-<name> per registered site).",
-        ),
-    ] = None,
+    csr: Annotated[Path, typer.Option("--csr", help="the party's CSR (PEM)")],
+    role: Annotated[str, typer.Option(
+        "--role", help="orchestrator, site, officer, log or custodian")],
+    name: Annotated[str, typer.Option("--name", help="the party's name")],
+    out: Annotated[Path, typer.Option("--out", help="certificate file to write")],
     state_dir: StateOpt = None,
 ) -> None:
-    """Create the nation's CA, its custodian's server cert and client certs."""
-    state = state_of(state_dir)
-    nation = parse_nation(code, field="CODE")
-    pki = init_pki(
-        state,
-        nation,
-        hosts=tuple(host) if host else DEFAULT_SERVER_HOSTS,
-        clients=tuple(client) if client else None,
-    )
-    console.print(
-        f"{nation} PKI in {pki.directory}: CA {pki.ca_cert.name}, server "
-        f"certificate for {', '.join(host or DEFAULT_SERVER_HOSTS)}, clients "
-        f"{', '.join(pki.clients())}",
-        highlight=False,
-    )
+    """Sign a party's CSR with the nation's CA, granting it a role (its SPIFFE
+    identity ``spiffe://<nation>/<role>/<name>``)."""
+    from orchestrator.nation.pki import issue_client
 
-
-@pki_app.command("issue")
-@handle_errors
-def pki_issue(code: NationArg, name: str, state_dir: StateOpt = None) -> None:
-    """Issue one more client certificate from the nation's CA."""
-    state = state_of(state_dir)
-    cert, key = NationPki.of(state, parse_nation(code, field="CODE")).issue_client(name)
-    console.print(f"client certificate {cert} (key {key})", highlight=False)
+    nation = deployment_of(state_dir).nation(parse_nation(code, field="CODE"))
+    try:
+        csr_pem = csr.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read CSR: {exc.strerror}", source=str(csr)) from exc
+    cert = issue_client(nation.require(), csr_pem, role=role, name=name)
+    atomic_write_bytes(out, cert, mode=0o644)
+    console.print(f"{nation.code} issued {out} to {role} {name}", highlight=False)
 
 
 @app.command("serve")
@@ -92,18 +76,34 @@ def serve_command(
     nation: Annotated[str, typer.Option("--nation", help="Nation to serve.")],
     host: Annotated[str, typer.Option(help="Bind address.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT_PORT,
+    log_url: Annotated[str | None, typer.Option(
+        "--log-url", help="custody log service (default: the embedded log)")] = None,
+    log_ca: Annotated[Path | None, typer.Option(
+        "--log-ca", help="the log service's CA (PEM)")] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level.")
     ] = "warning",
     state_dir: StateOpt = None,
 ) -> None:
     """Serve the nation's custodian over mutual TLS until interrupted."""
-    state = state_of(state_dir)
+    from orchestrator.nation.custodian import LocalCustodian
+    from orchestrator.nation.pki import server_context
+    from orchestrator.nation.service import create_app
+    from orchestrator.net.log_client import HttpLog
+    from orchestrator.net.service import serve
+
+    deployment = deployment_of(state_dir)
     code = parse_nation(nation, field="--nation")
-    console.print(
-        f"custodian {code} serving on https://{host}:{port} (mTLS)", highlight=False
-    )
-    serve(state, code, host=host, port=port, log_level=log_level)
+    state = deployment.nation(code).require()
+    if (log_url is None) != (log_ca is None):
+        raise ConfigError("--log-url and --log-ca go together", field="--log-url")
+    log = (HttpLog(log_url, ca=log_ca) if log_url and log_ca
+           else deployment.log())
+    custodian = LocalCustodian(state, log)
+    console.print(f"custodian {code} serving on https://{host}:{port} (mTLS)",
+                  highlight=False)
+    serve(create_app(custodian), host=host, port=port, context=server_context(state),
+          log_level=log_level)
 
 
 @app.command("register")
@@ -115,26 +115,22 @@ def register(
     cert: Annotated[
         Path | None,
         typer.Option(
-            "--cert", help="Client certificate (default: this state's orchestrator)."
+            "--cert", help="Client certificate (default: the orchestrator's)."
         ),
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Client key.")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Reach the nation's custodian service at URL (CA pinned) from now on."""
-    state = state_of(state_dir)
+    deployment = deployment_of(state_dir)
     nation = parse_nation(code, field="CODE")
-    if cert is None and key is None:
-        pki = NationPki.of(state, nation)
-        if pki.client_cert("orchestrator").is_file():
-            cert, key = pki.client_cert("orchestrator"), pki.client_key("orchestrator")
-    entry = register_nation(
-        state, NationEntry(nation=nation, url=url, ca=ca, cert=cert, key=key)
-    )
-    console.print(
-        f"{nation} custodian registered at {entry.url} (CA {entry.ca})",
-        highlight=False,
-    )
+    orch = deployment.orchestrator()
+    if cert is None and key is None and orch.client_cert(nation).is_file():
+        cert, key = orch.client_cert(nation), orch.tls_key
+    entry = register_nation(orch.root, NationEntry(nation=nation, url=url, ca=ca,
+                                                   cert=cert, key=key))
+    console.print(f"{nation} custodian registered at {entry.url} (CA {entry.ca})",
+                  highlight=False)
 
 
 @app.command("unregister")
@@ -142,15 +138,15 @@ def register(
 def unregister(code: NationArg, state_dir: StateOpt = None) -> None:
     """Forget the nation's service: its custodian is in-process again."""
     nation = parse_nation(code, field="CODE")
-    unregister_nation(state_of(state_dir), nation)
+    unregister_nation(state_of(state_dir).orchestrator_dir, nation)
     console.print(f"{nation} custodian is in-process again", highlight=False)
 
 
 @app.command("list")
 @handle_errors
 def list_(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
-    """List the nation directory (nations reached as network services)."""
-    entries = load_directory(state_of(state_dir))
+    """List the orchestrator's directory (nations reached as network services)."""
+    entries = load_directory(state_of(state_dir).orchestrator_dir)
     if json_out:
         emit_json({code: e.to_json() for code, e in entries.items()})
         return

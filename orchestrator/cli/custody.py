@@ -21,17 +21,17 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.crypto import atomic_write_bytes
-from orchestrator.errors import ConfigError
-from orchestrator.labels import parse_nation, parse_nations
-from orchestrator.log.store import CustodyLog
-from orchestrator.officer import (
-    open_tlog,
+from orchestrator.embedded import (
+    Deployment,
     publish_checkpoint,
     trace_model,
     verify_custody,
     witness,
 )
+from orchestrator.errors import ConfigError
+from orchestrator.labels import parse_nation, parse_nations
 from orchestrator.tlog.witness import WitnessError
+from orchestrator.tlog.witness_api import WitnessRefusal
 
 app = typer.Typer(no_args_is_help=True, help="Officers: the custody log.")
 
@@ -64,8 +64,8 @@ def log_(
     limit: Annotated[int, typer.Option(help="show the last N entries")] = 200,
 ) -> None:
     """Print the custody log (newest last)."""
-    log = CustodyLog(state_of(state_dir).custody_db)
-    entries = [e for e in log.entries() if kind is None or e.event.kind == kind]
+    log = Deployment(state_of(state_dir)).log()
+    entries = (log.find(kind) if kind is not None else list(log.entries()))
     entries = entries[-limit:] if limit > 0 else entries
     if json_out:
         emit_json([e.to_json() for e in entries])
@@ -93,7 +93,7 @@ def checkpoint(state_dir: StateOpt = None) -> None:
 @handle_errors
 def log_key_cmd(state_dir: StateOpt = None) -> None:
     """Print the log's checkpoint verifier key (vkey), for officers to pin."""
-    sys.stdout.write(open_tlog(state_of(state_dir)).verifier().vkey() + "\n")
+    sys.stdout.write(Deployment(state_of(state_dir)).log().vkey + "\n")
 
 
 @app.command("witness")
@@ -102,12 +102,13 @@ def witness_cmd(
     nation: Annotated[str, typer.Option(help="the witnessing nation's custodian")],
     state_dir: StateOpt = None,
 ) -> None:
-    """Cosign the latest checkpoint as NATION's witness (C2SP tlog-witness)."""
+    """The log operator asks NATION's custodian to cosign its latest checkpoint
+    (C2SP tlog-witness); the custodian keeps its own witness state."""
     try:
         note = witness(state_of(state_dir), parse_nation(nation, field="--nation"))
-    except WitnessError as exc:
-        _evidence(exc)
-        raise
+    except WitnessRefusal as exc:
+        raise ConfigError(f"witness {nation} refused the checkpoint (HTTP "
+                          f"{exc.status}): {exc.message}") from None
     sys.stdout.write(note.decode())
 
 
@@ -220,16 +221,29 @@ def prove_cmd(
     state_dir: StateOpt = None,
 ) -> None:
     """Write MODEL_ID's offline custody bundle (events, proofs, keys, provenance)."""
-    from orchestrator.bundle import prove
+    from orchestrator.embedded import prove
 
     bundle = prove(state_of(state_dir), model_id)
     text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
     atomic_write_bytes(out, text.encode("utf-8"), mode=0o644)
+    sealed = next(e for e in bundle["entries"]
+                  if _kind_of(e) == "model.sealed")
+    proof_file = out.with_suffix(".tlog-proof")
+    atomic_write_bytes(proof_file, bundle["proofs"][str(sealed["index"])].encode(),
+                       mode=0o644)
     console.print(
         f"custody bundle of {model_id} written to {out}: "
-        f"{len(bundle['entries'])} entries proven against one checkpoint",
+        f"{len(bundle['entries'])} entries proven against one checkpoint; the "
+        f"model.sealed entry's C2SP tlog-proof in {proof_file}",
         highlight=False,
     )
+
+
+def _kind_of(item: dict[str, Any]) -> str:
+    import base64
+
+    leaf = json.loads(base64.b64decode(item["leaf"]))
+    return str(leaf["event"]["kind"])
 
 
 @app.command("verify-bundle")
@@ -240,13 +254,29 @@ def verify_bundle_cmd(
         str | None,
         typer.Option("--log-key", help="pinned log verifier key (vkey text)"),
     ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option("--witness-key", help="pinned witness key NATION=VKEY "
+                     "(repeatable)"),
+    ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="an officer's trust.json (log and witness "
+                     "keys, quorum)"),
+    ] = None,
+    trust_log_on_first_use: Annotated[
+        bool, typer.Option("--trust-log-on-first-use",
+                           help="take the log key from the bundle's checkpoint "
+                           "(no pinning: says so in the report)")] = False,
     require_cosigners: Annotated[
         str, typer.Option(help="nations whose cosignatures are required, e.g. AUS,GBR")
     ] = "",
     json_out: JsonOpt = False,
 ) -> None:
-    """Verify a custody bundle offline (needs no state directory)."""
-    from orchestrator.bundle import BundleError, verify_bundle
+    """Verify a custody bundle offline (needs no state directory): keys only from
+    --log-key/--witness-key/--trust, never from the bundle."""
+    from orchestrator.officer.bundle import BundleError, verify_bundle
+    from orchestrator.officer.trust import TrustConfig
 
     try:
         raw = file.read_bytes()
@@ -261,9 +291,22 @@ def verify_bundle_cmd(
             "json", f"{file} is not a JSON document (truncated?): {exc}"
         ) from None
     required = sorted(parse_nations(require_cosigners, field="--require-cosigners"))
+    config = TrustConfig.load(trust) if trust is not None else TrustConfig()
+    witnesses = dict(config.witnesses)
+    for item in witness_key or []:
+        code, sep, vkey = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--witness-key takes NATION=VKEY, not {item!r}",
+                              field="--witness-key")
+        witnesses[parse_nation(code, field="--witness-key")] = vkey
+    tofu = None
+    if trust_log_on_first_use and isinstance(bundle, dict):
+        tofu = _first_use_key(bundle)
     report = verify_bundle(
-        bundle, trusted_log_vkey=log_key, required_cosigners=required
-    )
+        bundle, trusted_log_vkey=log_key or config.log_vkey or None,
+        witness_vkeys=witnesses,
+        required_cosigners=sorted(set(required) | set(config.quorum)),
+        trust_log_on_first_use=tofu)
     if json_out:
         emit_json(report.to_json())
         return
@@ -287,8 +330,16 @@ def report_cmd(
     state_dir: StateOpt = None,
 ) -> None:
     """Write NATION's self-contained HTML sovereignty report (printable)."""
-    from orchestrator.report import render_report
+    from orchestrator.embedded import render_nation_report
 
-    page = render_report(state_of(state_dir), nation)
+    page = render_nation_report(state_of(state_dir), parse_nation(nation,
+                                                                  field="--nation"))
     atomic_write_bytes(out, page.encode("utf-8"), mode=0o644)
     console.print(f"report written to {out}", highlight=False)
+
+
+def _first_use_key(bundle: dict[str, Any]) -> str | None:
+    """The vkey a bundle's checkpoint would need, from the note's signature name
+    and the key the bundle carries (only for --trust-log-on-first-use)."""
+    key = (bundle.get("checkpoint") or {}).get("log_key")
+    return key if isinstance(key, str) else None

@@ -45,8 +45,8 @@ def jobs_list(
     """List jobs (oldest first) with task states and resources used."""
     if ctx.invoked_subcommand is not None:
         return
-    from orchestrator.registry import Registry
-    from orchestrator.submit.jobs import job_view
+    from orchestrator.embedded import job_view
+    from orchestrator.submit.registry import Registry
 
     state = state_of(state_dir)
     views = [job_view(state, j.id) for j in Registry(state.registry_db).jobs()]
@@ -78,7 +78,7 @@ def jobs_show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one job: every task and attempt, its state, site, resources, events."""
-    from orchestrator.submit.jobs import job_view
+    from orchestrator.embedded import job_view
 
     view = job_view(state_of(state_dir), job_id)
     if json_out:
@@ -138,9 +138,11 @@ def site_eligible(
     custodian still decides (and logs) per site. Ranking: domestic first, then no
     oversight notification, more free GPUs, more free nodes, name.
     """
+    from orchestrator.embedded import Deployment
     from orchestrator.submit.placement import eligible_sites
 
-    request, verdicts = eligible_sites(state_of(state_dir), workflow)
+    request, verdicts = eligible_sites(Deployment(state_of(state_dir)).orchestrator(),
+                                       workflow)
     if json_out:
         emit_json(
             {

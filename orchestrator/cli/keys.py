@@ -24,6 +24,7 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.labels import parse_nation
+from orchestrator.nation.context import CustodianContext
 from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
 from orchestrator.nation.keystore import ManagedKeystore
 from orchestrator.nation.lifecycle import KekState
@@ -33,9 +34,19 @@ app = typer.Typer(no_args_is_help=True, help="KEK lifecycle of a nation's custod
 NationArg = Annotated[str, typer.Argument(help="ISO 3166-1 alpha-3 code")]
 
 
-def _keystore(code: str, state_dir: Path | None) -> tuple[str, ManagedKeystore]:
+def _custodian(code: str, state_dir: Path | None) -> tuple[str, CustodianContext]:
+    from orchestrator.embedded import Deployment
+    from orchestrator.embedded.deployment import require_nation
+
     nation = parse_nation(code, field="NATION")
-    return nation, nation_keystore(state_of(state_dir), nation)
+    deployment = Deployment(state_of(state_dir))
+    require_nation(deployment, nation)
+    return nation, deployment.custodian(nation).ctx
+
+
+def _keystore(code: str, state_dir: Path | None) -> tuple[str, ManagedKeystore]:
+    nation, ctx = _custodian(code, state_dir)
+    return nation, nation_keystore(ctx)
 
 
 def _report(nation: str, what: str, state: KekState) -> None:
@@ -86,8 +97,8 @@ def rewrap(
     code: NationArg, state_dir: StateOpt = None, json_out: JsonOpt = False
 ) -> None:
     """Rewrap every stored dataset/model key of NATION under the primary version."""
-    nation = parse_nation(code, field="NATION")
-    outcomes = rewrap_all(state_of(state_dir), nation)
+    nation, ctx = _custodian(code, state_dir)
+    outcomes = rewrap_all(ctx)
     refused = [o for o in outcomes if o.status == "refused"]
     if json_out:
         emit_json([o.to_json() for o in outcomes])

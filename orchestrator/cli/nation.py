@@ -15,10 +15,11 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
+from orchestrator.embedded import init_nation
 from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
-from orchestrator.nation.identity import init_nation, pkcs11_config
-from orchestrator.registry import Registry, as_json
+from orchestrator.nation.identity import pkcs11_config
+from orchestrator.submit.registry import Registry, as_json
 
 app = typer.Typer(no_args_is_help=True, help="Nations: KEKs, custodians, officers.")
 
@@ -44,7 +45,9 @@ def init(
         str | None, typer.Option("--pin-file", help="0600 file holding the PIN.")
     ] = None,
 ) -> None:
-    """Create a nation's KEK, custodian and officer signing keys."""
+    """Create a nation's KEK, custodian keys and CA, and its officer's key, each
+    in its own directory; introduce them to the log, the orchestrator and the
+    other nations."""
     state = state_of(state_dir)
     nation = parse_nation(code, field="CODE")
     if keystore not in ("file", "pkcs11"):

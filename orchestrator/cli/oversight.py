@@ -48,7 +48,7 @@ def approvals_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List case-by-case approval requests (default: all, oldest first)."""
-    from orchestrator.approvals import approval_requests
+    from orchestrator.embedded import approval_requests
 
     found = approval_requests(state_of(state_dir),
                               nation=nation.strip().upper() if nation else None,
@@ -67,7 +67,7 @@ def approvals_list(
 
 def _decide(request_id: str, nation: str, decision: str, expires_in: str,
             state_dir: Any, json_out: bool) -> None:
-    from orchestrator.approvals import decide_request
+    from orchestrator.embedded import decide_request
 
     req = decide_request(state_of(state_dir), request_id, nation.strip().upper(),
                          decision, expires_in_s=_parse_duration(expires_in))
@@ -113,7 +113,7 @@ def approvals_deny(
 @handle_errors
 def notifications_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
     """List oversight notifications and whether they are acknowledged."""
-    from orchestrator.allocation import notifications
+    from orchestrator.embedded import notifications
 
     found = notifications(state_of(state_dir))
     if json_out:
@@ -137,7 +137,7 @@ def notifications_ack(
     json_out: JsonOpt = False,
 ) -> None:
     """Acknowledge a notification for the oversight body (signed by the officer)."""
-    from orchestrator.allocation import acknowledge
+    from orchestrator.embedded import acknowledge
 
     note = acknowledge(state_of(state_dir), notification_id, nation.strip().upper())
     if json_out:

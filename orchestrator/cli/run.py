@@ -19,8 +19,9 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
+from orchestrator.embedded import submit
 from orchestrator.errors import DecisionPending
-from orchestrator.submit.pipeline import JobResult, ProgressSink, submit
+from orchestrator.submit.pipeline import JobResult, ProgressSink
 
 
 class _RichProgress(ProgressSink):
@@ -112,7 +113,7 @@ def resume_command(
     Every owner's custodian decides again, now with the officers' recorded
     approvals (each used once) or acknowledgements.
     """
-    from orchestrator.submit.pipeline import resume
+    from orchestrator.embedded import resume
 
     state = state_of(state_dir)
     _run(lambda sink: resume(state, job_id, progress=sink), json_out)

@@ -1,5 +1,5 @@
 """``sovereign model consent|transfer|transfers|receive``: model transfer between
-nations (:mod:`orchestrator.transfer`).
+nations (:mod:`orchestrator.submit.transfer`).
 
 * ``model consent MODEL --to CAN --end-use research --as AUS`` - an owner's
   officer signs a ``transfer-consent/v1`` (logged ``transfer.consented``);
@@ -28,16 +28,15 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.cli.catalogue import model_app
-from orchestrator.policy.transfer import TransferDecision
-from orchestrator.protocol.transfer import TransferDenied
-from orchestrator.transfer import (
+from orchestrator.embedded import (
     consent_to_transfer,
-    load_consent_file,
-    parse_duration,
     receive_model,
     transfer_history,
     transfer_model,
 )
+from orchestrator.policy.transfer import TransferDecision
+from orchestrator.protocol.transfer import TransferDenied
+from orchestrator.submit.transfer import load_consent_file, parse_duration
 
 ToOpt = Annotated[str, typer.Option("--to", help="recipient nation, e.g. CAN")]
 EndUseOpt = Annotated[

@@ -369,6 +369,11 @@ class LogOperator:
         with self._lock:
             return self._tree.inclusion_proof(index, size)
 
+    def leaves(self, start: int, stop: int) -> Iterator[bytes]:
+        """The raw leaves ``start <= i < stop`` (what the entry bundles serve)."""
+        for row in self.log.rows(start, stop):
+            yield row.leaf
+
     def get(self, seq: int) -> SignedEntry:
         """Entry ``seq`` (``NotFound`` if absent)."""
         return self.log.get(seq)

@@ -1,290 +1,280 @@
-"""A nation's custodian as a network service: FastAPI over mutual TLS.
+"""A nation's custodian as a network service: FastAPI over mutual TLS, by role.
 
-``sovereign custodian serve --nation AUS`` runs :func:`serve`: a uvicorn server
-whose TLS 1.3 context (RFC 8446) presents the custodian's server certificate and
-*requires* a client certificate issued by the nation's own CA
-(:mod:`orchestrator.nation.pki`); a client without one fails the handshake. Behind
-it sits one :class:`~orchestrator.nation.custodian.LocalCustodian` over the
-nation's state, so this process is the only one that reads the nation's KEK.
+``sovereign custodian serve --nation AUS`` runs :func:`create_app` over one
+:class:`~orchestrator.nation.custodian.LocalCustodian`, in the nation's own
+process: the only one that reads its KEK. The TLS context requires a client
+certificate issued by the nation's own CA; its SPIFFE URI
+(``spiffe://aus/<role>/<name>``) names the caller's role, and every operation is
+refused with 403 to a role that does not hold it
+(:data:`orchestrator.protocol.custodian.ROLE_OPERATIONS`), the denial recorded
+as ``access.denied``. A site may act only for itself: its release and wrap
+requests must name the site its certificate names.
 
-Endpoints (JSON bodies, the messages of :mod:`orchestrator.protocol.release`):
+Endpoints (JSON unless stated; errors as :mod:`orchestrator.protocol.wire`):
 
-* ``POST /v1/challenge`` ``{}`` -> ``{"nonce": ...}``;
-* ``POST /v1/decide`` :class:`~orchestrator.protocol.release.JobRequest` -> decision
-JSON;
-* ``POST /v1/release`` :class:`~orchestrator.protocol.release.ReleaseRequest` ->
-``Grant``;
-* ``POST /v1/wrap`` :class:`~orchestrator.protocol.release.WrapRequest` ->
-``WrappedKey``;
-* ``GET /v1/health`` -> ``{"status", "nation", "pid", "served": {op: count}}``.
-
-Refusals keep their class: ``PolicyDenied`` and ``AttestationError`` are 403,
-``IntegrityError`` 422, ``NotFound`` 404, ``LedgerError`` 503, malformed requests
-(``ConfigError``) 400, with body ``{"error", "message", "reasons", "source",
-"field"}`` (see :func:`orchestrator.protocol.wire.error_body`). Any other failure
-is a bare 500: nothing is released.
+=========================================  ==================  ================
+``POST /v1/challenge``                     site                ``{"nonce"}``
+``POST /v1/release`` ReleaseRequest        site                Grant
+``POST /v1/wrap`` WrapRequest              site                WrappedKey
+``POST /v1/decide`` JobRequest             orchestrator        decision
+``POST /v1/agreements`` document           orchestrator/officer standing
+``GET /v1/agreements``                     officer/orchestrator standings
+``POST /v1/events`` signed event           officer/orchestrator ``{"seq"}``
+``POST /v1/allocations`` ``{"seq"}``       orchestrator        ``{"seq"}``
+``POST /v1/datasets/shares`` statement     orchestrator        ``{"dataset_id"}``
+``POST /v1/jobs/<id>/cancel``              orchestrator        ``{"cancelled"}``
+``POST /v1/transfers/export``/``import``   orchestrator        sealed / wrapped
+``GET /v1/approvals``                      officer             requests
+``POST /v1/approvals/decisions`` statement officer             request
+``POST /v1/console/logins`` statement      officer             ``{"seq"}``
+``POST /v1/accreditations``                officer             accreditation
+``POST /v1/accreditations/<site>/revoke``  officer             ``{"revoked"}``
+``GET /v1/accreditations``                 officer/orch./site  accreditations
+``POST /v1/objects/<id>/open``             officer             ``{"dek"}``
+``POST /v1/transfers/<id>/open``           officer             ``{"dek"}``
+``POST /add-checkpoint`` (text)            log                 cosignatures
+``GET /v1/card``, ``GET /v1/health``       any                 card / status
+=========================================  ==================  ================
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Body, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
-from orchestrator.errors import ConfigError, SovereignError
-from orchestrator.protocol.release import (
-    Custodian,
-    JobRequest,
-    ReleaseRequest,
-    WrapRequest,
-)
-from orchestrator.protocol.wire import error_body
-from orchestrator.state import StateDir
+from orchestrator.canonical import b64e
+from orchestrator.errors import ConfigError, PolicyDenied
+from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.net.service import install_common, peer_identity
+from orchestrator.net.tls import PeerIdentity
+from orchestrator.protocol.custodian import ROLE_OPERATIONS
+from orchestrator.protocol.log import SignedEvent
+from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
+from orchestrator.timeutil import parse_rfc3339
+from orchestrator.tlog.witness_api import SIZE_MEDIA_TYPE, WitnessRefusal
 
-#: Default bind address: loopback only.
-DEFAULT_HOST = "127.0.0.1"
+__all__ = ["DEFAULT_PORT", "create_app"]
+
 #: Default TCP port.
 DEFAULT_PORT = 8443
 
-JsonBody = Annotated[dict[str, Any], Body()]
+JsonBody = Annotated[Any, Body()]
 
 
-def create_app(custodian: Custodian) -> FastAPI:
-    """The FastAPI application serving ``custodian`` (no TLS: see :func:`serve`).
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ConfigError("request body must be a JSON object")
+    return body
 
-    Parameters
-    ----------
-    custodian
-        Any :class:`~orchestrator.protocol.release.Custodian`; the service uses a
-        :class:`~orchestrator.nation.custodian.LocalCustodian`.
-    """
-    app = FastAPI(
-        title=f"{custodian.nation} custodian",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+
+def create_app(custodian: LocalCustodian) -> FastAPI:
+    """The FastAPI application serving ``custodian`` (TLS: see the CLI's
+    ``custodian serve``)."""
+    app = FastAPI(title=f"{custodian.nation} custodian", docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    install_common(app)
     served: Counter[str] = Counter()
     lock = threading.Lock()
+    domain = custodian.nation.lower()
 
-    def count(name: str) -> None:
+    def allow(request: Request, operation: str) -> PeerIdentity:
+        peer = peer_identity(request)
+        roles = ROLE_OPERATIONS[operation]
+        reason = None
+        if peer is None:
+            reason = "no client certificate with a SPIFFE identity"
+        elif peer.trust_domain != domain:
+            reason = f"identity {peer} is not of trust domain {domain}"
+        elif peer.role not in roles:
+            reason = f"role {peer.role} may not call {operation}"
+        if reason is not None:
+            custodian.ctx.record("access.denied", {
+                "operation": operation, "peer": str(peer) if peer else None,
+                "reason": reason, "nation": custodian.nation})
+            raise PolicyDenied(f"{custodian.nation} custodian: {operation} refused",
+                               reasons=[f"role: {reason}"])
+        assert peer is not None
         with lock:
-            served[name] += 1
+            served[operation] += 1
+        return peer
 
-    @app.exception_handler(SovereignError)
-    async def sovereign_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, SovereignError)
-        status, body = error_body(exc)
-        return JSONResponse(body, status_code=status)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: Exception) -> JSONResponse:
-        status, body = error_body(ConfigError("request body must be a JSON object"))
-        return JSONResponse(body, status_code=status)
+    def same_site(peer: PeerIdentity, site: str, operation: str) -> None:
+        if peer.name != site.lower():
+            custodian.ctx.record("access.denied", {
+                "operation": operation, "peer": str(peer), "nation": custodian.nation,
+                "reason": f"site {peer.name} may not act for site {site}"})
+            raise PolicyDenied(f"{custodian.nation} custodian: {operation} refused",
+                               reasons=[f"role: site {peer.name} may not act for "
+                                        f"site {site}"])
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
         with lock:
             counts = dict(served)
-        return {
-            "status": "ok",
-            "nation": custodian.nation,
-            "pid": os.getpid(),
-            "served": counts,
-        }
+        return {"status": "ok", "nation": custodian.nation, "pid": os.getpid(),
+                "served": counts}
+
+    @app.get("/v1/card")
+    def card(request: Request) -> dict[str, Any]:
+        allow(request, "card")
+        return custodian.card()
 
     @app.post("/v1/challenge")
-    def challenge(_: JsonBody) -> dict[str, Any]:
-        nonce = custodian.challenge()
-        count("challenge")
-        return {"nonce": nonce}
-
-    @app.post("/v1/decide")
-    def decide(body: JsonBody) -> dict[str, Any]:
-        decision = custodian.decide(JobRequest.from_json(body))
-        count("decide")
-        return decision
+    def challenge(request: Request, _: JsonBody = None) -> dict[str, Any]:
+        allow(request, "challenge")
+        return {"nonce": custodian.challenge()}
 
     @app.post("/v1/release")
-    def release(body: JsonBody) -> dict[str, Any]:
-        grant = custodian.release_key(_parse(ReleaseRequest.from_json, body))
-        count("release")
-        return grant.to_json()
+    def release(request: Request, body: JsonBody) -> dict[str, Any]:
+        peer = allow(request, "release")
+        parsed = _parse(ReleaseRequest.from_json, body)
+        same_site(peer, parsed.site, "release")
+        return custodian.release_key(parsed).to_json()
 
     @app.post("/v1/wrap")
-    def wrap(body: JsonBody) -> dict[str, Any]:
-        wrapped = custodian.wrap_key(_parse(WrapRequest.from_json, body))
-        count("wrap")
-        return wrapped.to_json()
+    def wrap(request: Request, body: JsonBody) -> dict[str, Any]:
+        peer = allow(request, "wrap")
+        parsed = _parse(WrapRequest.from_json, body)
+        same_site(peer, parsed.site, "wrap")
+        return custodian.wrap_key(parsed).to_json()
+
+    @app.post("/v1/decide")
+    def decide(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "decide")
+        return custodian.decide(_parse(JobRequest.from_json, body))
+
+    @app.post("/v1/agreements")
+    def add_agreement(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "add_agreement")
+        return custodian.add_agreement(_object(body))
+
+    @app.get("/v1/agreements")
+    def standings(request: Request) -> list[dict[str, Any]]:
+        allow(request, "standings")
+        return custodian.standings()
+
+    @app.post("/v1/events")
+    def accept(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "accept")
+        entry = custodian.accept(SignedEvent.from_json(body))
+        return {"seq": entry.seq, "leaf": b64e(entry.leaf_bytes())}
+
+    @app.post("/v1/allocations")
+    def allocation(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "accept_allocation")
+        seq = _object(body).get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise ConfigError("seq must be an integer", field="seq")
+        entry = custodian.accept_allocation(seq)
+        return {"seq": entry.seq, "leaf": b64e(entry.leaf_bytes())}
+
+    @app.post("/v1/datasets/shares")
+    def dataset_share(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "accept_dataset_share")
+        return {"dataset_id": custodian.accept_dataset_share(_object(body))}
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(request: Request, job_id: str, body: JsonBody) -> dict[str, Any]:
+        allow(request, "cancel_job")
+        reason = str(_object(body).get("reason") or f"job {job_id} failed")
+        return {"cancelled": custodian.cancel_job(job_id, reason)}
+
+    @app.post("/v1/transfers/export")
+    def export_key(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "export_model_key")
+        return custodian.export_model_key(_object(body))
+
+    @app.post("/v1/transfers/import")
+    def import_key(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "import_model_key")
+        return custodian.import_model_key(_object(body))
+
+    @app.get("/v1/approvals")
+    def approvals(request: Request, status: str | None = None) -> list[dict[str, Any]]:
+        allow(request, "approvals")
+        return custodian.approvals(status)
+
+    @app.post("/v1/approvals/decisions")
+    def decide_approval(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "decide_approval")
+        from orchestrator.protocol.statements import SignedStatement
+
+        return custodian.decide_approval(SignedStatement.from_json(_object(body)))
+
+    @app.post("/v1/console/logins")
+    def console_login(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "console_login")
+        from orchestrator.protocol.statements import SignedStatement
+
+        return {"seq": custodian.console_login(
+            SignedStatement.from_json(_object(body)))}
+
+    @app.post("/v1/accreditations")
+    def accredit(request: Request, body: JsonBody) -> dict[str, Any]:
+        allow(request, "accredit")
+        doc = _object(body)
+        try:
+            expires = parse_rfc3339(str(doc["expires_at"]))
+            kinds = [str(k) for k in doc["tee_kinds"]]
+            description, ceiling = _object(doc["description"]), str(doc["ceiling"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"malformed accreditation request: {exc}") from exc
+        operator = doc.get("operator_nation")
+        return custodian.accredit(description, ceiling=ceiling, tee_kinds=kinds,
+                                  expires_at=expires,
+                                  operator_nation=None if operator is None
+                                  else str(operator))
+
+    @app.post("/v1/accreditations/{site}/revoke")
+    def revoke(request: Request, site: str, body: JsonBody) -> dict[str, Any]:
+        allow(request, "revoke_accreditation")
+        return {"revoked": custodian.revoke_accreditation(
+            site, str(_object(body).get("reason") or ""))}
+
+    @app.get("/v1/accreditations")
+    def accreditations(request: Request,
+                       site: str | None = None) -> list[dict[str, Any]]:
+        allow(request, "accreditations")
+        return custodian.accreditations(site)
+
+    @app.post("/v1/objects/{object_id}/open")
+    def open_model(request: Request, object_id: str) -> dict[str, Any]:
+        allow(request, "open_model_key")
+        return {"dek": b64e(custodian.open_model_key(object_id))}
+
+    @app.post("/v1/transfers/{transfer_id}/open")
+    def open_transfer(request: Request, transfer_id: str,
+                      body: JsonBody) -> dict[str, Any]:
+        allow(request, "open_transferred_key")
+        doc = _object(body)
+        return {"dek": b64e(custodian.open_transferred_key(
+            transfer_id, str(doc.get("model_id")), str(doc.get("model_digest"))))}
+
+    @app.post("/add-checkpoint")
+    async def add_checkpoint(request: Request) -> Response:
+        allow(request, "witness")
+        body = await request.body()
+        try:
+            lines = await run_in_threadpool(custodian.witness, body)
+        except WitnessRefusal as exc:
+            if exc.status == 409 and exc.size is not None:
+                return PlainTextResponse(f"{exc.size}\n", status_code=409,
+                                         media_type=SIZE_MEDIA_TYPE)
+            return PlainTextResponse(exc.message + "\n", status_code=exc.status)
+        return PlainTextResponse(lines.decode("utf-8"),
+                                 media_type="text/plain; charset=utf-8")
 
     return app
 
 
-def _parse(parse: Any, body: dict[str, Any]) -> Any:
+def _parse(parse: Any, body: Any) -> Any:
     try:
-        return parse(body)
+        return parse(_object(body))
     except (TypeError, AttributeError) as exc:
         raise ConfigError(f"malformed request: {exc}") from exc
-
-
-def serve(
-    state: StateDir,
-    nation: str,
-    *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    log_level: str = "warning",
-) -> None:
-    """Run nation ``nation``'s custodian service until interrupted (SIGINT/SIGTERM).
-
-    Parameters
-    ----------
-    state
-        The state directory holding the nation's keys and PKI.
-    nation
-        ISO 3166-1 alpha-3 code.
-    host, port
-        Bind address (loopback by default) and TCP port.
-    log_level
-        uvicorn log level (access lines are logged at ``info``).
-
-    Raises
-    ------
-    NotFound
-        If the nation is not initialised.
-    ConfigError
-        If the nation's PKI (``custodian pki init``) is missing or unreadable.
-    """
-    import uvicorn
-
-    from orchestrator.nation.custodian import LocalCustodian
-    from orchestrator.nation.pki import NationPki, server_context
-    from orchestrator.registry import Registry
-
-    Registry(state.registry_db).nation(nation)
-    pki = NationPki.of(state, nation)
-    if not pki.ca_cert.is_file():
-        raise ConfigError(
-            f"{nation} has no PKI; run 'sovereign custodian pki init {nation}'",
-            source=str(pki.directory),
-        )
-    context = server_context(pki)
-    app = create_app(LocalCustodian(state, nation))
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="off",
-        ssl_context_factory=lambda _config, _default: context,
-        timeout_keep_alive=30,
-    )
-    uvicorn.Server(config).run()
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A TCP port free on ``host`` right now (for tests and benchmarks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-class ServiceProcess:
-    """``python -m orchestrator custodian serve`` as a child process.
-
-    Used by tests and benchmarks: :meth:`start` spawns the service on ``port``
-    and waits until ``GET /v1/health`` answers over mTLS with the orchestrator's
-    client certificate; :meth:`stop` sends SIGTERM (uvicorn shuts down
-    gracefully) and kills after ``grace_s`` seconds.
-
-    Parameters
-    ----------
-    state
-        State directory of the nation (its PKI must exist).
-    nation
-        ISO 3166-1 alpha-3 code.
-    port
-        TCP port on 127.0.0.1; a free one by default.
-    """
-
-    def __init__(self, state: StateDir, nation: str, port: int | None = None) -> None:
-        self.state = state
-        self.nation = nation
-        self.port = port or free_port()
-        self.url = f"https://{DEFAULT_HOST}:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = state.root / f"custodian-{nation}-{self.port}.log"
-
-    def start(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Spawn the service and wait for it to be healthy; return the health JSON.
-
-        Raises
-        ------
-        CustodianUnavailable
-            If it does not answer within ``timeout_s`` seconds or exits early
-            (the message carries the tail of its log).
-        """
-        from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
-        from orchestrator.nation.pki import NationPki
-
-        pki = NationPki.of(self.state, self.nation)
-        env = {**os.environ, "SOVEREIGN_STATE_DIR": str(self.state.root)}
-        with self.log.open("ab") as log:
-            command = [sys.executable, "-m", "orchestrator", "custodian", "serve"]
-            command += ["--nation", self.nation, "--port", str(self.port)]
-            self.proc = subprocess.Popen(
-                [*command, "--log-level", "info"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        probe = HttpCustodian(
-            self.nation,
-            self.url,
-            ca=pki.ca_cert,
-            cert=pki.client_cert("orchestrator"),
-            key=pki.client_key("orchestrator"),
-            connect_timeout=1.0,
-        )
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    tail = self.log.read_text(errors="replace")[-2000:]
-                    self.stop()
-                    raise CustodianUnavailable(
-                        f"custodian {self.nation} service did not start:\n{tail}"
-                    )
-                try:
-                    return probe.health()
-                except CustodianUnavailable:
-                    time.sleep(0.1)
-        finally:
-            probe.close()
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        """Terminate the service (SIGTERM, then SIGKILL after ``grace_s`` s)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> ServiceProcess:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()

@@ -49,7 +49,7 @@ class HttpLog:
     url
         Base URL of the service.
     ca
-        PEM file of the log service's CA: the only trust anchor.
+        The log service's CA (a PEM file, or PEM bytes): the only trust anchor.
 
     Raises
     ------
@@ -57,11 +57,11 @@ class HttpLog:
         If the CA cannot be loaded.
     """
 
-    def __init__(self, url: str, *, ca: Path,
+    def __init__(self, url: str, *, ca: Path | bytes,
                  connect_timeout: float = CONNECT_TIMEOUT_S,
                  read_timeout: float = READ_TIMEOUT_S) -> None:
         self.url = url.rstrip("/")
-        self.ca = Path(ca)
+        self.ca: Path | bytes = ca if isinstance(ca, bytes) else Path(ca)
         self.path: str = self.url  # the ``source`` of errors, like CustodyLog.path
         self._http = httpx.Client(
             base_url=self.url, verify=client_context(self.ca, None, None),
@@ -70,10 +70,10 @@ class HttpLog:
         self._finalizer = weakref.finalize(self, self._http.close)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "ca": str(self.ca)}
+        return {"url": self.url, "ca": self.ca}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], ca=Path(state["ca"]))  # type: ignore[misc]
+        self.__init__(state["url"], ca=state["ca"])  # type: ignore[misc]
 
     def close(self) -> None:
         """Close the connection pool."""

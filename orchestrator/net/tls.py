@@ -97,11 +97,15 @@ def _load_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:
         ) from exc
 
 
-def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
+def _load_ca(context: ssl.SSLContext, ca: Path | bytes) -> None:
     try:
-        context.load_verify_locations(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load CA certificate: {exc}", source=str(ca)) from exc
+        if isinstance(ca, bytes):
+            context.load_verify_locations(cadata=ca.decode("ascii"))
+        else:
+            context.load_verify_locations(cafile=ca)
+    except (OSError, ssl.SSLError, UnicodeDecodeError) as exc:
+        source = "<CA PEM>" if isinstance(ca, bytes) else str(ca)
+        raise ConfigError(f"cannot load CA certificate: {exc}", source=source) from exc
 
 
 def server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
@@ -122,8 +126,10 @@ def server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLCont
     return context
 
 
-def client_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
-    """TLS 1.3 client context pinning ``ca`` and presenting ``cert``/``key``.
+def client_context(ca: Path | bytes, cert: Path | None,
+                   key: Path | None) -> ssl.SSLContext:
+    """TLS 1.3 client context pinning ``ca`` (a PEM file, or PEM bytes handed
+    over by value) and presenting ``cert``/``key``.
 
     Only ``ca`` is trusted (not the system store); host names are checked against
     the server certificate's subjectAltName.

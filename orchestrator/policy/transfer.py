@@ -47,7 +47,7 @@ tag) fails closed.
     transfer to a foreign nation; any other caveat is not understood and denies
     (fail closed).
 (6) ``agreement``: for each owner, an effective agreement (every party's officer
-    signed it; :mod:`orchestrator.agreement_state`) between that owner and the
+    signed it; :mod:`orchestrator.policy.standing`) between that owner and the
     recipient, valid on ``at``'s UTC date (inclusive), is chosen (latest
     ``valid_from``, then smallest id). Without one the recipient is a *third
     party* for that owner: allowed only if the model was derived under at least
@@ -101,7 +101,7 @@ from orchestrator.protocol.agreements import Agreement
 from orchestrator.timeutil import parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
-    from orchestrator.registry import SealedObjectRecord
+    pass
 
 __all__ = [
     "CONSENT_TYPE",
@@ -158,20 +158,21 @@ class ModelFacts:
     job_id: str = ""
 
     @classmethod
-    def from_record(cls, record: SealedObjectRecord) -> ModelFacts:
-        """Facts of a registry model record.
+    def from_label(cls, model_id: str, model_digest: str, label: Mapping[str, Any],
+                   job_id: str = "") -> ModelFacts:
+        """Facts of a model from its label (as JSON).
 
         Raises
         ------
         ConfigError
-            If the stored label is malformed (the transfer must then fail closed).
+            If the label is malformed (the transfer must then fail closed).
         """
-        label = Label.from_json(record.label, source=f"model {record.id}",
-                                derived=True)
-        return cls(model_id=record.id, model_digest=record.sealed_digest,
-                   owners=label.owners, releasable_to=label.releasable_to,
-                   export_controls=label.export_controls, caveats=label.caveats,
-                   job_id=record.job_id)
+        parsed = Label.from_json(dict(label), source=f"model {model_id}",
+                                 derived=True)
+        return cls(model_id=model_id, model_digest=model_digest,
+                   owners=parsed.owners, releasable_to=parsed.releasable_to,
+                   export_controls=parsed.export_controls, caveats=parsed.caveats,
+                   job_id=job_id)
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class TransferFacts:
         The effective agreements.
     ended
         Agreement id -> why it is not in force (terminated, revoked, awaiting
-        signatures), as :func:`orchestrator.agreement_state.effective_agreements`
+        signatures), as :func:`orchestrator.policy.standing.effective_in`
         returns it.
     documents
         Agreement id -> its document (the effective version, else the latest),

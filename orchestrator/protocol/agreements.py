@@ -42,7 +42,7 @@ their defaults, like the two above):
     The document's version. A document takes effect only when every party's
     officer has signed this exact version (its :meth:`Agreement.digest`); a higher
     version of the same ``id``, once signed by every party, supersedes the lower
-    (:mod:`orchestrator.agreement_state`).
+    (:mod:`orchestrator.policy.standing`).
 ``quarterly_threshold_gpu_hours`` (default none)
     Cumulative GPU-hours per calendar quarter under this agreement above which the
     oversight body is notified (per-request: ``notification_threshold_gpu_hours``).

@@ -32,7 +32,7 @@ SOFTWARE_EVIDENCE_FORMAT = "software-site-signed/v1"
 #: user data binds it (see :mod:`orchestrator.nation.tee`).
 TEE_EVIDENCE_FORMAT = "tee-bound-site-signed/v1"
 #: Defaulted fields that may be absent from a JSON document.
-_OPTIONAL_FIELDS = frozenset({"tee_evidence", "grant_id"})
+_OPTIONAL_FIELDS = frozenset({"tee_evidence", "grant_id", "sealed_digest"})
 
 
 def _from_json(cls: Any, data: Any, what: str) -> Any:
@@ -205,7 +205,9 @@ class WrapRequest:
 
     ``sealed_dek`` is the DEK HPKE-sealed to the owner custodian's public key with
     ``info`` = :meth:`hpke_info` (which covers every other field). ``grant_id``
-    names the :class:`Grant` this attempt received from the same custodian.
+    names the :class:`Grant` this attempt received from the same custodian;
+    ``sealed_digest`` (``"sha256:<hex>"`` of the object's ciphertext, when the
+    enclave sealed it already) lets the custodian keep the object's digest.
     """
 
     job_id: str
@@ -217,11 +219,14 @@ class WrapRequest:
     evidence: Evidence
     sealed_dek: str = ""
     grant_id: str = ""
+    sealed_digest: str = ""
 
     def binding(self) -> dict[str, Any]:
-        """Every field except ``sealed_dek``."""
+        """Every field except ``sealed_dek`` (``sealed_digest`` only when set)."""
         data = asdict(self)
         data.pop("sealed_dek")
+        if not data["sealed_digest"]:
+            data.pop("sealed_digest")
         data["input_dataset_ids"] = list(self.input_dataset_ids)
         data["evidence"] = self.evidence.to_json()
         return data

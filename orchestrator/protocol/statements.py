@@ -17,8 +17,8 @@ A :class:`SignedStatement` travels inside custody-log event bodies (``statement`
 ``signature``, ``key_id``), so the log holds the officer's own signature, which
 any custodian re-verifies against the registered officer key before relying on it
 (:func:`verify_statement`). This module only builds, signs and checks statements;
-what each one *means* is decided by :mod:`orchestrator.agreement_state`,
-:mod:`orchestrator.approvals` and :mod:`orchestrator.transfer`.
+what each one *means* is decided by :mod:`orchestrator.policy.standing`,
+:mod:`orchestrator.nation.approvals` and :mod:`orchestrator.policy.transfer`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,23 @@ STATEMENT_TYPES: dict[str, frozenset[str]] = {
                                       "recipient", "end_use", "expires_at"}),
     # An officer answers a console login challenge.
     "console-login/v1": frozenset({"challenge", "origin"}),
+    # Statements of the parties themselves (:mod:`orchestrator.protocol.parties`),
+    # signed by the party's own key rather than an officer's:
+    # a nation's public identity, signed by its custodian key;
+    "nation-card/v1": frozenset({"kek_id", "custodian_public", "hpke_public",
+                                 "officer_public", "ca_pem"}),
+    # a site's description of itself, signed by the site key (``nation`` is the
+    # operator it claims);
+    "site-description/v1": frozenset({"site", "public_key", "accreditation",
+                                      "config_digest", "tee_kinds"}),
+    # a nation's accreditation of one site key, signed by its custodian key;
+    "site-accreditation/v1": frozenset({"accreditation_id", "site",
+                                        "site_public_key", "operator_nation",
+                                        "ceiling", "tee_kinds", "expires_at"}),
+    # a co-owner's share of a dataset DEK, HPKE-sealed to the recipient
+    # custodian, signed by the sealing nation's custodian key.
+    "dataset-share/v1": frozenset({"dataset_id", "recipient", "descriptor",
+                                   "sealed_share", "share"}),
 }
 
 
@@ -158,7 +175,8 @@ def sign_statement(statement: Mapping[str, Any], key: SigningKey) -> SignedState
 
 def verify_statement(signed: SignedStatement, *, public_key: bytes,
                      expected_type: str, expected_nation: str,
-                     source: str = "<statement>") -> dict[str, Any]:
+                     source: str = "<statement>",
+                     signer: str = "officer") -> dict[str, Any]:
     """Check ``signed`` and return its statement; fail closed on any doubt.
 
     Parameters
@@ -171,6 +189,8 @@ def verify_statement(signed: SignedStatement, *, public_key: bytes,
         The statement type the caller is about to rely on.
     expected_nation
         The nation whose officer must have signed.
+    signer
+        Who signs this type, for messages (``officer``, ``custodian``, ``site``).
 
     Raises
     ------
@@ -190,7 +210,7 @@ def verify_statement(signed: SignedStatement, *, public_key: bytes,
                              f"{expected_nation}", source=source)
     if signed.key_id != key_id_of(public_key):
         raise IntegrityError(f"statement key {signed.key_id} is not the registered "
-                             f"{expected_nation} officer key", source=source)
+                             f"{expected_nation} {signer} key", source=source)
     try:
         data = signing_input(statement)
     except ValueError as exc:
@@ -199,7 +219,7 @@ def verify_statement(signed: SignedStatement, *, public_key: bytes,
     try:
         verify_signature(public_key, signed.signature, data)
     except IntegrityError as exc:
-        raise IntegrityError(f"{expected_nation} officer signature does not verify "
+        raise IntegrityError(f"{expected_nation} {signer} signature does not verify "
                              f"({exc.message})", source=source) from exc
     return statement
 

@@ -381,7 +381,8 @@ class Enclave:
             manifest=manifest,
             ciphertext=ciphertext,
             wrapped_keys=self._wrap_for_owners(
-                dek, object_id, label, sealed, owners_hpke
+                dek, object_id, label, sealed, owners_hpke,
+                sealed_digest="sha256:" + hashlib.sha256(ciphertext).hexdigest(),
             ),
         )
 
@@ -392,8 +393,10 @@ class Enclave:
         label: dict[str, Any],
         sealed: SealedInput,
         owners_hpke: dict[str, bytes],
+        sealed_digest: str = "",
     ) -> dict[str, dict[str, Any]]:
-        """Have every owner's custodian wrap ``dek`` (of a model or checkpoint)."""
+        """Have every owner's custodian wrap ``dek`` (of a model or checkpoint);
+        ``sealed_digest`` names the object's ciphertext when it is known."""
         wrapped: dict[str, dict[str, Any]] = {}
         for owner in sorted(Label.from_json(label, derived=True).owners):
             custodian = self._connect(owner)
@@ -406,6 +409,7 @@ class Enclave:
                 input_dataset_ids=(sealed.dataset_id,),
                 evidence=self._evidence_for(custodian),
                 grant_id=self._grant_of.get(owner, ""),
+                sealed_digest=sealed_digest,
             )
             request = WrapRequest(
                 **{

@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -198,12 +199,17 @@ def read_results(
 
 
 def mpi_enclave_task(
-    spec: dict[str, Any], parsl_resource_specification: dict[str, Any] | None = None
+    spec: dict[str, Any], inputs: Sequence[Any] = (),
+    parsl_resource_specification: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Parsl app body: run ``spec``'s task on the ranks Parsl placed; see module doc.
+    """Parsl app body: run ``spec``'s task on the ranks Parsl placed, over the
+    dataset Parsl staged in (``inputs``); see module doc.
 
     Needs ``$PARSL_MPI_PREFIX`` (set by ``MPIExecutor`` workers).
     """
+    from orchestrator.site.runner import staged_spec
+
+    spec = staged_spec(spec, inputs)
     prefix = os.environ.get("PARSL_MPI_PREFIX")
     if not prefix:
         raise errors.ConfigError(
@@ -214,7 +220,7 @@ def mpi_enclave_task(
     ranks = int(res.get("num_ranks") or int(res.get("num_nodes", 1)) * int(
         res.get("ranks_per_node", 1)))
     workdir = (
-        Path(spec["state_dir"]) / "runinfo" / spec["job_id"] / "mpi"
+        Path(spec["site_dir"]) / "runs" / spec["job_id"] / "mpi"
         / f"{spec['task']}-{uuid.uuid4().hex[:8]}"
     )
     workdir.mkdir(parents=True, mode=0o700)
@@ -232,6 +238,8 @@ def mpi_enclave_task(
         return read_results(workdir, ranks, detail)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if inputs:
+            Path(spec["dataset"]["path"]).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The job view: one state per task attempt, resources used, custody event links.
 
 Every attempt of every task gets one row in the registry's ``tasks`` table
-(:class:`orchestrator.registry.TaskRecord`), derived from the custody log by
+(:class:`orchestrator.submit.registry.TaskRecord`), derived from the custody log by
 :func:`sync_tasks`: the pipeline calls it as each result or failure arrives and
 when the job ends, and the ``sovereign jobs`` commands call it again (a fallback
 for a job whose driver died). States come from one enum, :class:`TaskState`, into
@@ -32,10 +32,10 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.log.store import CustodyLog
-from orchestrator.registry import JobRecord, Registry, TaskRecord
-from orchestrator.state import StateDir
+from orchestrator.protocol.log import LogReader
+from orchestrator.submit.context import Orchestrator
 from orchestrator.submit.pipeline import ProgressSink
+from orchestrator.submit.registry import JobRecord, Registry, TaskRecord
 from orchestrator.timeutil import parse_rfc3339
 
 __all__ = [
@@ -135,7 +135,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     return max(0.0, (parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
 
 
-def sync_tasks(state: StateDir, job_id: str) -> list[TaskRecord]:
+def sync_tasks(state: Orchestrator, job_id: str) -> list[TaskRecord]:
     """Derive every attempt of ``job_id`` from the custody log; upsert and return.
 
     Raises
@@ -147,7 +147,7 @@ def sync_tasks(state: StateDir, job_id: str) -> list[TaskRecord]:
     job = registry.job(job_id)
     gpus_per_task = int(job.request.get("gpus_per_task", 0))
     attempts: dict[str, dict[str, Any]] = {}
-    log = CustodyLog(state.custody_db)
+    log = state.log
     sealed = [  # model.sealed names its job inside its lineage
         e
         for e in log.find("model.sealed")
@@ -231,7 +231,7 @@ def sync_tasks(state: StateDir, job_id: str) -> list[TaskRecord]:
     return records
 
 
-def _planned_state(job: JobRecord, log: CustodyLog) -> TaskState:
+def _planned_state(job: JobRecord, log: LogReader) -> TaskState:
     """The state of a planned task that has no attempt."""
     if job.state == "submitted":
         return TaskState.PENDING
@@ -243,7 +243,7 @@ def _planned_state(job: JobRecord, log: CustodyLog) -> TaskState:
     return TaskState.FAILED if job.state == "failed" else TaskState.PENDING
 
 
-def job_view(state: StateDir, job_id: str) -> dict[str, Any]:
+def job_view(state: Orchestrator, job_id: str) -> dict[str, Any]:
     """The job with one entry per planned task, each with its attempts (JSON-ready).
 
     Raises
@@ -254,7 +254,7 @@ def job_view(state: StateDir, job_id: str) -> dict[str, Any]:
     registry = Registry(state.registry_db)
     records = sync_tasks(state, job_id)
     job = registry.job(job_id)
-    log = CustodyLog(state.custody_db)
+    log = state.log
     planned = list(job.request.get("tasks", []))
     for rec in records:
         if rec.task not in planned:
@@ -320,7 +320,7 @@ class RecordingSink(ProgressSink):
     a job of N tasks costs O(N) refreshes of O(N) events otherwise.
     """
 
-    def __init__(self, inner: ProgressSink, state: StateDir, job_id: str,
+    def __init__(self, inner: ProgressSink, state: Orchestrator, job_id: str,
                  every_s: float = 5.0) -> None:
         self.inner, self.state, self.job_id = inner, state, job_id
         self.every_s = every_s

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.labels import Label
-from orchestrator.protocol.agreements import Agreement
+from orchestrator.submit.context import Orchestrator
 from orchestrator.submit.selection import (
     SelectionRequest,
     SiteVerdict,
@@ -38,12 +38,12 @@ __all__ = [
 
 
 def eligible_sites(
-    state: Any, workflow_path: Path, *, on: date | None = None
+    state: Orchestrator, workflow_path: Path, *, on: date | None = None
 ) -> tuple[SelectionRequest, list[SiteVerdict]]:
     """Assess every registered site for the workflow at ``workflow_path``.
 
-    Reads the registry (sites, dataset, agreements) and leaves out agreements
-    revoked in the custody log, as the custodians do.
+    Reads the registry (sites, dataset) and the agreements in force in the
+    orchestrator's view (:mod:`orchestrator.submit.agreements`).
 
     Returns
     -------
@@ -55,8 +55,8 @@ def eligible_sites(
     ConfigError, NotFound
         Malformed workflow, unknown dataset.
     """
-    from orchestrator.log.store import CustodyLog
-    from orchestrator.registry import Registry
+    from orchestrator.submit.agreements import effective_agreements
+    from orchestrator.submit.registry import Registry
     from orchestrator.submit.siteconfig import SiteConfig
     from orchestrator.submit.workflow import load_workflow
     from orchestrator.timeutil import system_clock
@@ -74,17 +74,7 @@ def eligible_sites(
         nodes=wf.resources.nodes,
         accelerator=wf.resources.accelerator,
     )
-    revoked = {
-        e.event.body["agreement_id"]
-        for e in CustodyLog(state.custody_db).find("agreement.revoked")
-    }
-    live = [
-        a
-        for a in (
-            Agreement.from_json(d["document"]) for d in registry.agreement_documents()
-        )
-        if a.id not in revoked
-    ]
+    live, _ = effective_agreements(state)
     offers = [
         offer_of(
             s.name,
@@ -99,7 +89,8 @@ def eligible_sites(
 
 
 def choose_sites(
-    state: Any, workflow_path: Path, site: str | None, sites: Sequence[str] | None
+    state: Orchestrator, workflow_path: Path, site: str | None,
+    sites: Sequence[str] | None
 ) -> tuple[list[str], str]:
     """The sites a submission names, or the best eligible one, and a note why.
 
@@ -222,14 +213,15 @@ def further_sites(
 
 
 def site_router(
-    func: Callable[[dict[str, Any]], Any],
+    func: Callable[..., Any],
     configs: Sequence[SiteConfig],
     *,
     nodes: int = 1,
     ranks_per_node: int = 1,
-) -> Callable[[dict[str, Any]], Any]:
+) -> Callable[..., Any]:
     """A Parsl ``python_app`` of ``func`` per site's executor, chosen by
-    ``spec["site"]``: each task runs on the executor labelled with its site.
+    ``spec["site"]``: each task runs on the executor labelled with its site, with
+    its staged ``inputs`` (Parsl ``File`` objects).
 
     On a site whose executor is ``mpi`` the app is instead
     :func:`orchestrator.site.mpi_runner.mpi_enclave_task`, called with
@@ -240,7 +232,7 @@ def site_router(
     from orchestrator.site.mpi_runner import mpi_enclave_task, resource_spec
     from orchestrator.submit.siteconfig import MpiSection
 
-    apps: dict[str, Callable[[dict[str, Any]], Any]] = {}
+    apps: dict[str, Callable[..., Any]] = {}
     for c in configs:
         if isinstance(c.executor, MpiSection):
             mpi_app = parsl.python_app(mpi_enclave_task, executors=[c.site.name])
@@ -251,7 +243,7 @@ def site_router(
         else:
             apps[c.site.name] = parsl.python_app(func, executors=[c.site.name])
 
-    def app(spec: dict[str, Any]) -> Any:
-        return apps[spec["site"]](spec)
+    def app(spec: dict[str, Any], inputs: Sequence[Any] = ()) -> Any:
+        return apps[spec["site"]](spec, inputs=list(inputs))
 
     return app

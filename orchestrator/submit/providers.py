@@ -25,7 +25,7 @@ import importlib
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,8 +249,16 @@ def build_executor(
     *,
     endpoint_executor: EndpointFactory | None = None,
     dry_run: list[str] | None = None,
+    working_dir: str | None = None,
 ) -> Any:
-    """Return the Parsl executor of ``config``, labelled with the site name."""
+    """Return the Parsl executor of ``config``, labelled with the site name.
+
+    Inputs staged over HTTP (:class:`parsl.data_provider.http.HTTPInTaskStaging`,
+    inside each task, no shared file system) land in ``working_dir``, the site's
+    own staging directory, besides Parsl's default staging providers.
+    """
+    from parsl.data_provider.data_manager import default_staging
+    from parsl.data_provider.http import HTTPInTaskStaging
     from parsl.executors import (
         GlobusComputeExecutor,
         HighThroughputExecutor,
@@ -259,9 +267,11 @@ def build_executor(
 
     ex = config.executor
     label = config.site.name
+    staging = [HTTPInTaskStaging(), *default_staging]
     if isinstance(ex, GlobusComputeSection):
         factory = endpoint_executor or sdk_endpoint_executor
-        return GlobusComputeExecutor(executor=factory(ex), label=label)
+        return GlobusComputeExecutor(executor=factory(ex), label=label,
+                                     storage_access=staging, working_dir=working_dir)
     assert config.provider is not None  # enforced by parse_site_config
     provider = build_provider(config.provider, dry_run=dry_run)
     common = {
@@ -270,6 +280,8 @@ def build_executor(
         "heartbeat_period": ex.heartbeat_period,
         "heartbeat_threshold": ex.heartbeat_threshold,
         "provider": provider,
+        "storage_access": staging,
+        "working_dir": working_dir,
     }
     if isinstance(ex, HtexSection):
         return HighThroughputExecutor(
@@ -295,6 +307,7 @@ def build_config(
     *,
     endpoint_executor: EndpointFactory | None = None,
     more: Sequence[SiteConfig] = (),
+    working_dirs: Mapping[str, str] | None = None,
 ) -> Any:
     """Return the ``parsl.config.Config`` of a validated site config.
 
@@ -311,6 +324,8 @@ def build_config(
     more
         Further sites for one multi-site job: one executor each, labelled with its
         site name, in the same ``Config`` (as in Parsl's multi-site examples).
+    working_dirs
+        Site name -> the directory its workers stage inputs into.
 
     Returns
     -------
@@ -331,7 +346,9 @@ def build_config(
     # Transient failures cost 1 within the first site's budget; security never.
     retries = int(getattr(config.executor, "retries", DEFAULT_RETRIES))
     sites = [config, *more]
-    executors = [build_executor(c, endpoint_executor=endpoint_executor) for c in sites]
+    dirs = working_dirs or {}
+    executors = [build_executor(c, endpoint_executor=endpoint_executor,
+                                working_dir=dirs.get(c.site.name)) for c in sites]
     period = min(c.provider.strategy_period if c.provider else 1.0 for c in sites)
     monitoring = None
     if any(getattr(c.executor, "monitoring", False) for c in sites):

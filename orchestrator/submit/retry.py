@@ -44,7 +44,7 @@ from orchestrator.errors import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.state import StateDir
+    from orchestrator.submit.context import Orchestrator
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -78,7 +78,7 @@ _TRANSIENT_NAMES = frozenset(
         "parsl.executors.high_throughput.errors.ManagerLost",
         "parsl.executors.high_throughput.errors.WorkerLost",
         "parsl.app.errors.AppTimeout",
-        "orchestrator.nation.client.CustodianUnavailable",
+        "orchestrator.net.custodian_client.CustodianUnavailable",
     }
 )
 
@@ -198,36 +198,26 @@ def make_retry_handler(
     return handler
 
 
-def log_retry(state: StateDir) -> RetryNotice:
-    """Return an ``on_retry`` that appends ``task.retried`` (orchestrator-signed).
+def log_retry(orch: Orchestrator) -> RetryNotice:
+    """Return an ``on_retry`` that logs ``task.retried`` (orchestrator-signed).
 
     The event names the job, task, the attempt number about to start and the
     failure of the previous try, so the custody log reads: ``key.released``
     (attempt 1) ... ``task.retried`` ... ``key.released`` (attempt 2).
     """
-    from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.registration import (
-        ORCHESTRATOR_ACTOR,
-        orchestrator_signer,
-    )
-    from orchestrator.tlog.events import CustodyEvent
-
-    signer = orchestrator_signer(state)
 
     def notice(body: dict[str, Any]) -> None:
-        CustodyLog(state.custody_db).append(
-            CustodyEvent.create("task.retried", ORCHESTRATOR_ACTOR, body), signer
-        )
+        orch.record("task.retried", body)
 
     return notice
 
 
 def logged_retry_handler(
-    state: StateDir, retries: int
+    orch: Orchestrator, retries: int
 ) -> Callable[[BaseException, Any], float]:
     """The driver's handler: :func:`make_retry_handler` logging each retry.
 
     Transient losses are retried as new enclave attempts, each logged
     ``task.retried``; security failures never are.
     """
-    return make_retry_handler(retries, on_retry=log_retry(state))
+    return make_retry_handler(retries, on_retry=log_retry(orch))

@@ -50,6 +50,9 @@ class SiteSection(BaseModel):
     operator_nation: str
     accreditation: str
     description: str = ""
+    #: The site's own directory as its workers see it (set by the site admin;
+    #: the embedded default fills it in).
+    state_dir: str = ""
 
     @field_validator("operator_nation")
     @classmethod
@@ -373,6 +376,7 @@ def to_parsl_config(
     *,
     endpoint_executor: EndpointFactory | None = None,
     more: tuple[SiteConfig, ...] = (),
+    working_dirs: dict[str, str] | None = None,
 ) -> Any:
     """Render validated site configs into one ``parsl.config.Config``.
 
@@ -382,5 +386,6 @@ def to_parsl_config(
     from orchestrator.submit.providers import build_config
 
     return build_config(
-        config, run_dir, endpoint_executor=endpoint_executor, more=more
+        config, run_dir, endpoint_executor=endpoint_executor, more=more,
+        working_dirs=working_dirs,
     )

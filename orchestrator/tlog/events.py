@@ -70,10 +70,10 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "kek.deletion.scheduled", "kek.deletion.cancelled",
     "kek.min_decryption_version.set",
     "task.retried", "checkpoint.sealed", "checkpoint.restored",
-    # signed agreements (orchestrator.agreement_state)
+    # signed agreements (orchestrator.policy.standing)
     "agreement.signed", "agreement.effective", "agreement.superseded",
     "agreement.terminated",
-    # case-by-case review (orchestrator.approvals)
+    # case-by-case review (orchestrator.nation.approvals)
     "approval.requested", "approval.granted", "approval.denied", "approval.used",
     "approval.refused", "approval.cancelled",
     # allocation accounting and oversight (orchestrator.allocation)
@@ -82,12 +82,12 @@ EVENT_KINDS: frozenset[str] = frozenset({
     # model transfer (orchestrator.transfer)
     "transfer.consented", "transfer.decided", "transfer.denied",
     "transfer.completed", "transfer.opened",
-    # officer console sessions (orchestrator.console)
+    # officer console sessions (orchestrator.officer.console)
     "console.login",
     # parties apart: enrollment with the log, accreditation of sites by nations,
     # witnesses' verdicts on checkpoints
     "actor.enrolled", "site.accredited", "site.accreditation.revoked",
-    "witness.cosigned", "witness.refused",
+    "access.denied",
 })
 
 #: ``prev_hash`` of entry 0: 64 hex zeros.

@@ -23,6 +23,7 @@ References
 
 from __future__ import annotations
 
+from base64 import b64decode
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from orchestrator.crypto import verify_signature
 from orchestrator.errors import IntegrityError, LedgerVerificationError
 from orchestrator.tlog.events import ZERO_HASH, SignedEntry
 
-__all__ = ["ChainVerifier", "TrustedKey", "VerifyReport", "verify_entries"]
+__all__ = ["ChainVerifier", "EnrollingVerifier", "TrustedKey", "VerifyReport",
+           "verify_entries"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,62 @@ def verify_entries(entries: Iterable[SignedEntry], keys: Mapping[str, TrustedKey
     for entry in entries:
         verifier.check(entry)
     return verifier.finish(expected_size, expected_head)
+
+
+class EnrollingVerifier(ChainVerifier):
+    """A :class:`ChainVerifier` that learns the actors' keys from the log itself.
+
+    Each ``actor.enrolled`` entry publishes one actor's key, signed by that key
+    (proof of possession); from then on, and only then, entries of that actor
+    must be signed by it. An actor enrolled twice with another key, an
+    enrollment not signed by the key it names, an entry of an actor not (yet)
+    enrolled, and an event kind the actor's role does not write
+    (:func:`orchestrator.protocol.log.check_writer`) are refused at their index.
+    ``pinned`` keys (actor -> 32-byte key, from the verifier's own trust
+    configuration, e.g. the witnesses' keys as the nations' custodian keys)
+    must match the enrolled ones.
+    """
+
+    def __init__(self, pinned: Mapping[str, bytes] | None = None,
+                 source: str | None = None) -> None:
+        self._learned: dict[str, TrustedKey] = {}
+        super().__init__(self._learned, source)
+        self.pinned = dict(pinned or {})
+        self.enrolled: dict[str, bytes] = {}
+
+    def check(self, entry: SignedEntry) -> None:
+        from orchestrator.crypto import key_id_of
+        from orchestrator.errors import ConfigError
+        from orchestrator.tlog.roles import ENROLL_KIND, check_writer
+
+        i = self.size
+        event = entry.event
+        try:
+            check_writer(event.actor, event.kind)
+        except (ConfigError, PermissionError) as exc:
+            raise self.fail(i, f"{event.actor} may not write {event.kind}: "
+                               f"{getattr(exc, 'message', exc)}") from exc
+        if event.kind == ENROLL_KIND:
+            body = event.body
+            try:
+                public = b64decode(str(body["public_key"]), validate=True)
+            except (KeyError, ValueError) as exc:
+                raise self.fail(i, "malformed enrollment") from exc
+            if (body.get("actor") != event.actor or len(public) != 32
+                    or body.get("key_id") != key_id_of(public)
+                    or entry.signer != key_id_of(public)):
+                raise self.fail(i, f"enrollment of {event.actor} is not signed by "
+                                   "the key it names")
+            known = self.enrolled.get(event.actor)
+            if known is not None and known != public:
+                raise self.fail(i, f"{event.actor} enrolled a second key")
+            pinned = self.pinned.get(event.actor)
+            if pinned is not None and pinned != public:
+                raise self.fail(i, f"{event.actor} enrolled a key other than the "
+                                   "one pinned for it")
+            self.enrolled[event.actor] = public
+            kid = key_id_of(public)
+            previous = self._learned.get(kid)
+            actors = frozenset({event.actor} | (previous.actors if previous else set()))
+            self._learned[kid] = TrustedKey(kid, public, actors)
+        super().check(entry)

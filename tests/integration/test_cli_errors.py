@@ -11,7 +11,7 @@ import pytest
 from testkit import ROOT, SONAR, Sovereign, make_world
 
 from orchestrator.log.store import CustodyLog
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 
 
 def _snapshot(state: Path) -> dict[str, object]:

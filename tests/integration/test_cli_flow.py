@@ -22,8 +22,8 @@ from testkit import ROOT, SONAR, Sovereign
 
 from orchestrator.canonical import b64d
 from orchestrator.nation.identity import NationKeys
-from orchestrator.registry import Registry
-from orchestrator.state import StateDir
+from orchestrator.submit.registry import Registry
+from orchestrator.embedded.layout import StateDir
 
 pytestmark = pytest.mark.slow
 

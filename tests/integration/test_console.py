@@ -32,7 +32,7 @@ from orchestrator.canonical import b64d, sha256_hex
 from orchestrator.crypto import load_private_key
 from orchestrator.log.store import CustodyLog
 from orchestrator.protocol.statements import SignedStatement, verify_statement
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

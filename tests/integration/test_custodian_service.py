@@ -37,7 +37,7 @@ from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.pki import NationPki
 from orchestrator.nation.service import ServiceProcess, free_port
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -24,7 +24,7 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 
 def test_jobs_view_and_monitoring_db(tmp_path: Path) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.registry import Registry
+    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import TaskState
     from orchestrator.submit.registration import register_site
 

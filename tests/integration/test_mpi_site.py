@@ -41,7 +41,7 @@ def _two_rank_workflow(root: Path) -> Path:
 
 def run_two_ranks(root: Path, site_config: str, site: str) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.registry import Registry
+    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import job_view
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site

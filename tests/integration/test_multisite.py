@@ -25,7 +25,7 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 
 def test_folds_shared_between_local_and_slurm(slurm_cluster: Path) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.registry import Registry
+    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import job_view
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site

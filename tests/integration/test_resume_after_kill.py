@@ -26,7 +26,7 @@ import torch
 from testkit import ROOT, SONAR, Sovereign
 
 from orchestrator.log.store import CustodyLog
-from orchestrator.state import StateDir
+from orchestrator.embedded.layout import StateDir
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from orchestrator.canonical import b64d
 from orchestrator.crypto import combine_dek_shares
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
-from orchestrator.registry import Registry
-from orchestrator.state import StateDir
+from orchestrator.submit.registry import Registry
+from orchestrator.embedded.layout import StateDir
 
 pytestmark = pytest.mark.slow
 

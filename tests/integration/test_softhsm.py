@@ -389,7 +389,7 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
     from orchestrator.nation.client import HttpCustodian
     from orchestrator.nation.pki import NationPki
     from orchestrator.nation.service import ServiceProcess
-    from orchestrator.state import StateDir
+    from orchestrator.embedded.layout import StateDir
 
     state = StateDir(tmp_path / "state")
     cli = Sovereign(state.root)

@@ -38,8 +38,8 @@ from orchestrator.officer import trusted_keys
 from orchestrator.policy.transfer import TransferDecision
 from orchestrator.protocol.statements import SignedStatement, sign_statement
 from orchestrator.protocol.transfer import TransferDenied, TransferRequest
-from orchestrator.registry import Registry, SealedObjectRecord
-from orchestrator.state import StateDir
+from orchestrator.submit.registry import Registry, SealedObjectRecord
+from orchestrator.embedded.layout import StateDir
 from orchestrator.submit.registration import add_agreement
 from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.transfer import (

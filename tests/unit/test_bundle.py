@@ -16,7 +16,7 @@ from orchestrator.bundle import MEDIA_TYPE, BundleError, prove, verify_bundle
 from orchestrator.crypto import SigningKey, load_private_key
 from orchestrator.officer import open_tlog, witness
 from orchestrator.protocol.provenance import dsse_sign
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.tlog.checkpoint import Checkpoint, parse_note, sign
 from orchestrator.tlog.note import NoteSigner
 

@@ -21,7 +21,7 @@ from orchestrator.crypto import SigningKey
 from orchestrator.errors import IntegrityError, LedgerVerificationError, SovereignError
 from orchestrator.log.store import CustodyLog
 from orchestrator.officer import open_tlog, publish_checkpoint, verify_custody
-from orchestrator.state import StateDir
+from orchestrator.embedded.layout import StateDir
 from orchestrator.submit.registration import orchestrator_signer
 from orchestrator.tlog.checkpoint import Checkpoint, sign
 from orchestrator.tlog.events import CustodyEvent, SignedEntry

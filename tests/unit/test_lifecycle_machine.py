@@ -162,9 +162,9 @@ from orchestrator.officer import trusted_keys
 from orchestrator.protocol.agreements import AccessTier, Agreement
 from orchestrator.protocol.release import Grant, JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.protocol.transfer import TransferDenied
-from orchestrator.registry import JobRecord, Registry, SealedObjectRecord
+from orchestrator.submit.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.site.attestation import SoftwareAttester
-from orchestrator.state import StateDir
+from orchestrator.embedded.layout import StateDir
 from orchestrator.submit.registration import (
     add_agreement,
     register_site,

@@ -25,7 +25,7 @@ from orchestrator.approvals import (
     request_id_for,
 )
 from orchestrator.canonical import b64d, b64e, sha256_hex
-from orchestrator.console import create_app
+from orchestrator.officer.console import create_app
 from orchestrator.crypto import SigningKey, load_private_key
 from orchestrator.errors import NotFound
 from orchestrator.log.store import CustodyLog
@@ -35,7 +35,7 @@ from orchestrator.protocol.statements import (
     sign_statement,
     verify_statement,
 )
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.submit.registration import orchestrator_signer
 from orchestrator.tlog.events import CustodyEvent
 

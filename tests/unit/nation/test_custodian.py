@@ -26,7 +26,7 @@ from orchestrator.errors import (
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.release import JobRequest, ReleaseRequest
-from orchestrator.registry import JobRecord, Registry
+from orchestrator.submit.registry import JobRecord, Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

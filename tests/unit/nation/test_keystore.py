@@ -24,7 +24,7 @@ from orchestrator.nation.keystore import FileKeystore
 from orchestrator.nation.lifecycle import KekDisabled, KeyVersionRetired
 from orchestrator.officer import publish_checkpoint, verify_custody
 from orchestrator.protocol.release import ReleaseRequest
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -30,7 +30,7 @@ from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.agreements import parse_agreement
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

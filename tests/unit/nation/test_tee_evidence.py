@@ -21,7 +21,7 @@ from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.tee import TeeEvidenceVerifier, TeeVerifierConfig, TrustRoot
 from orchestrator.nation.verifier import DispatchingVerifier, ExpectedBinding
 from orchestrator.protocol.release import ReleaseRequest
-from orchestrator.registry import Registry
+from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32

@@ -1,24 +1,23 @@
-"""The nation directory: which nations' custodians are network services, and how
-to reach them.
+"""A party's directory of custodian services: how it reaches each nation.
 
-``<state>/nations.toml`` (``0600``) holds one table per nation::
+``nations.toml`` in the party's own directory (``0600``) holds one table per
+nation::
 
     [nations.AUS]
     url = "https://127.0.0.1:8443"             # the custodian service
-    ca = "/.../nations/AUS/pki/ca.pem"         # the nation's CA, pinned
-    cert = "/.../pki/clients/orchestrator.pem" # client certificate to present
-    key = "/.../pki/clients/orchestrator.key"  # and its key
+    ca = "/.../AUS-ca.pem"                     # the nation's CA, pinned
+    cert = "/.../tls/AUS.pem"                  # this party's client certificate
+    key = "/.../tls/AUS.key"                   # and its key
 
-A nation listed here is reached over mutual TLS (:mod:`orchestrator.nation.client`);
-any other nation is served by the in-process
-:class:`~orchestrator.nation.custodian.LocalCustodian` (the embedded default).
+A nation listed here is reached over mutual TLS
+(:mod:`orchestrator.net.custodian_client`), presenting the party's own client
+certificate.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,33 +26,9 @@ from orchestrator.crypto import atomic_write_bytes
 from orchestrator.crypto.x509 import certificate_info, check_issued_by
 from orchestrator.errors import ConfigError, NotFound
 from orchestrator.labels import parse_nation
-from orchestrator.state import StateDir
+from orchestrator.net.custodian_client import NationEntry
 
 FILE_NAME = "nations.toml"
-
-
-def directory_path(state: StateDir) -> Path:
-    """``<state>/nations.toml``."""
-    return state.root / FILE_NAME
-
-
-@dataclass(frozen=True)
-class NationEntry:
-    """How to reach one nation's custodian service (all paths absolute)."""
-
-    nation: str
-    url: str
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able dict (paths as text, absent client identity omitted)."""
-        data: dict[str, Any] = {"url": self.url, "ca": str(self.ca)}
-        if self.cert is not None and self.key is not None:
-            data["cert"] = str(self.cert)
-            data["key"] = str(self.key)
-        return data
 
 
 def _check_url(url: str, source: str) -> str:
@@ -97,7 +72,7 @@ def _entry(nation: str, table: Any, source: str) -> NationEntry:
     )
 
 
-def load_directory(state: StateDir) -> dict[str, NationEntry]:
+def load_directory(directory: Path) -> dict[str, NationEntry]:
     """Read the nation directory; an absent file is an empty directory.
 
     Raises
@@ -106,7 +81,7 @@ def load_directory(state: StateDir) -> dict[str, NationEntry]:
         If the file is not valid TOML or an entry is malformed (file and field
         named).
     """
-    path = directory_path(state)
+    path = Path(directory) / FILE_NAME
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -123,7 +98,7 @@ def load_directory(state: StateDir) -> dict[str, NationEntry]:
     }
 
 
-def _save(state: StateDir, entries: dict[str, NationEntry]) -> None:
+def _save(directory: Path, entries: dict[str, NationEntry]) -> None:
     lines = [
         "# Sovereign Orchestrator nation directory: custodian services over mTLS.",
         "# Written by 'sovereign custodian register'.",
@@ -134,11 +109,11 @@ def _save(state: StateDir, entries: dict[str, NationEntry]) -> None:
         for name, value in entries[code].to_json().items():
             lines.append(f"{name} = {json.dumps(value)}")  # JSON strings are TOML
     atomic_write_bytes(
-        directory_path(state), ("\n".join(lines) + "\n").encode(), mode=0o600
+        Path(directory) / FILE_NAME, ("\n".join(lines) + "\n").encode(), mode=0o600
     )
 
 
-def register_nation(state: StateDir, entry: NationEntry) -> NationEntry:
+def register_nation(directory: Path, entry: NationEntry) -> NationEntry:
     """Add or replace ``entry.nation`` in the directory after checking its files.
 
     The CA must be a CA certificate and the client certificate, when given, must
@@ -153,7 +128,7 @@ def register_nation(state: StateDir, entry: NationEntry) -> NationEntry:
     IntegrityError
         If the client certificate was not issued by the CA.
     """
-    source = str(directory_path(state))
+    source = str(Path(directory) / FILE_NAME)
     url = _check_url(entry.url, source)
     files = [p for p in (entry.ca, entry.cert, entry.key) if p is not None]
     for path in files:
@@ -171,22 +146,22 @@ def register_nation(state: StateDir, entry: NationEntry) -> NationEntry:
         cert=None if entry.cert is None else entry.cert.resolve(),
         key=None if entry.key is None else entry.key.resolve(),
     )
-    entries = load_directory(state)
+    entries = load_directory(directory)
     entries[entry.nation] = resolved
-    _save(state, entries)
+    _save(directory, entries)
     return resolved
 
 
-def unregister_nation(state: StateDir, nation: str) -> None:
-    """Remove ``nation`` (its custodian becomes in-process again).
+def unregister_nation(directory: Path, nation: str) -> None:
+    """Remove ``nation`` from the directory.
 
     Raises
     ------
     NotFound
         If ``nation`` is not in the directory.
     """
-    entries = load_directory(state)
+    entries = load_directory(directory)
     if nation not in entries:
         raise NotFound(f"{nation} is not in the nation directory")
     del entries[nation]
-    _save(state, entries)
+    _save(directory, entries)

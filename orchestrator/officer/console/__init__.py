@@ -8,9 +8,10 @@ CSS is inline (CSP nonce) and the only script is the same-origin
 
 Officers authenticate with their Ed25519 signing key by challenge-response *in
 the browser* (WebCrypto): the key file is read and used by the page and never
-sent. Approvals are signed the same way, and recorded with
-:func:`orchestrator.approvals.record_decision`, which re-verifies the signature
-against the registered officer key.
+sent. Approvals are signed the same way and handed to the nation's own
+custodian (:func:`orchestrator.nation.approvals.accept_decision`), which
+re-verifies the signature against the officer key it pinned. The console keeps
+no key and no state but its sessions.
 
 Modules: :mod:`.app` (routes, headers), :mod:`.auth` (login challenges and
 sessions), :mod:`.views` (what the dashboard shows).
@@ -18,6 +19,6 @@ sessions), :mod:`.views` (what the dashboard shows).
 
 from __future__ import annotations
 
-from orchestrator.console.app import create_app
+from orchestrator.officer.console.app import create_app
 
 __all__ = ["create_app"]

@@ -5,7 +5,7 @@ datasets and models a nation owns (and the jobs that touched them):
 
 * the lineage graph datasets -> jobs -> models as inline SVG;
 * the nation's agreements (status, signatures, supersession, termination, from
-  :mod:`orchestrator.agreement_state`) and their signed events;
+  :mod:`orchestrator.policy.standing`) and their signed events;
 * every policy decision of its custodian with every rule's verdict and detail,
   its case-by-case approval requests and their outcome, transfers of its models
   (or to it) with the transfer decision's reasons;
@@ -15,9 +15,11 @@ datasets and models a nation owns (and the jobs that touched them):
   acknowledgement);
 * the latest checkpoint (C2SP tlog-checkpoint) and the witnesses whose
   cosignatures (C2SP tlog-cosignature) verify;
-* a verification status line: every entry's signature and chain (as
-  ``sovereign custody verify`` step 4) and the checkpoint's root over the stored
-  entries (RFC 9162), without touching any officer's trusted checkpoint.
+* a verification status line: the officer's own verification of the log
+  through its read API (:mod:`orchestrator.officer.verify`), with its pinned keys.
+
+Everything comes from what the officer can read itself: the log's public entries
+and checkpoint, and its own custodian's view of agreements and approvals.
 
 The page has no external CSS, scripts, fonts or images; every text is escaped
 with :func:`html.escape`.
@@ -27,18 +29,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from orchestrator.agreement_state import load_standings
-from orchestrator.approvals import approval_requests
-from orchestrator.errors import SovereignError
 from orchestrator.labels import parse_nation
-from orchestrator.log.selfcheck import verify_log
-from orchestrator.log.store import CustodyLog
-from orchestrator.officer import open_tlog, trusted_keys, witness_verifiers
-from orchestrator.registry import Registry
-from orchestrator.state import StateDir
 from orchestrator.timeutil import rfc3339, system_clock
-from orchestrator.tlog.checkpoint import open_note
 from orchestrator.tlog.events import SignedEntry
 
 __all__ = ["render_report"]
@@ -111,60 +106,61 @@ def _graph(datasets: list[tuple[str, str]], jobs: list[tuple[str, list[str]]],
     return "".join(parts) + "</svg>"
 
 
-def _status(state: StateDir) -> tuple[bool, str, str, list[str], int]:
-    """Verify the log and its latest checkpoint; return (ok, line, note, cosigners,
-    size) without changing any trusted state."""
-    tlog = open_tlog(state)
-    note = tlog.latest()
-    try:
-        report = verify_log(CustodyLog(state.custody_db), trusted_keys(state))
-        if note is None:
-            return (True, f"custody log verified: {report.size} entries; no "
-                    "checkpoint published yet", "", [], 0)
-        witnesses = witness_verifiers(state)
-        verified = open_note(note, [tlog.verifier(), *witnesses.values()],
-                             required=[tlog.verifier().name], origin=tlog.origin)
-        cp = verified.checkpoint
-        if tlog.tree(cp.size).root() != cp.root:
-            raise SovereignError(f"stored entries do not hash to the checkpoint "
-                                 f"root at size {cp.size}")
-    except SovereignError as exc:
-        return False, f"VERIFICATION FAILED: {exc.diagnostics()}", "", [], 0
-    cosigners = sorted(c for c, v in witnesses.items() if v.name in verified.verified)
-    line = (f"custody log verified: {report.size} entries, signatures and hash "
-            f"chain valid; checkpoint size {cp.size} root matches; cosigned by "
-            f"{', '.join(cosigners) or 'nobody'}")
-    return True, line, note.decode("utf-8"), cosigners, cp.size
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is rendered from, all read by the officer itself.
+
+    Attributes
+    ----------
+    entries
+        The custody log's entries (through its read API).
+    verified, status, note, cosigners, size
+        The outcome of the officer's verification of the log: whether it
+        passed, the status line, the checkpoint note, who cosigned, its size.
+    standings
+        Agreement standings as the officer's custodian holds them (JSON).
+    approvals
+        The officer's custodian's approval requests (JSON).
+    """
+
+    entries: list[SignedEntry]
+    verified: bool
+    status: str
+    note: str
+    cosigners: list[str]
+    size: int
+    standings: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
 
 
-def render_report(state: StateDir, nation: str) -> str:
+def render_report(nation: str, inputs: ReportInputs) -> str:
     """Return the HTML report of ``nation``'s datasets and models (see module doc).
 
     Raises
     ------
     ConfigError
         If ``nation`` is not an ISO 3166-1 alpha-3 code.
-    NotFound
-        If the nation is not initialised.
     """
     nation = parse_nation(nation, field="--nation")
-    registry = Registry(state.registry_db)
-    registry.nation(nation)
-    own_ds = [d for d in registry.datasets()
-              if nation in d.label.get("ownerProducer", [])]
-    own_models = [m for m in registry.models()
-                  if nation in m.label.get("ownerProducer", [])]
-    ds_ids = {d.id for d in own_ds}
-    jobs = [j for j in registry.jobs()
-            if ds_ids & set(j.request.get("dataset_ids", []))]
-    job_ids = {j.id for j in jobs}
-    entries = list(CustodyLog(state.custody_db).entries())
+    entries = inputs.entries
+    own_ds = {str(e.event.body.get("dataset_id")): e for e in entries
+              if e.event.kind == "dataset.sealed"
+              and e.event.body.get("owner") == nation}
+    own_models = {str(e.event.body.get("model_id")): e for e in entries
+                  if e.event.kind == "model.sealed"
+                  and nation in (e.event.body.get("label") or {}).get(
+                      "ownerProducer", [])}
+    ds_ids = set(own_ds)
+    jobs = {str(e.event.body.get("job_id")): e for e in entries
+            if e.event.kind == "request.submitted"
+            and ds_ids & set(e.event.body.get("dataset_ids", []))}
+    job_ids = set(jobs)
 
     def touches(e: SignedEntry) -> bool:
         b = e.event.body
         return (b.get("owner") == nation or b.get("nation") == nation
                 or b.get("job_id") in job_ids or b.get("dataset_id") in ds_ids
-                or b.get("object_id") in {m.id for m in own_models})
+                or b.get("object_id") in set(own_models))
 
     mine = [e for e in entries if touches(e)]
 
@@ -216,9 +212,9 @@ def render_report(state: StateDir, nation: str) -> str:
             "; ".join(f"{'✓' if r.get('passed') else '✗'} {r.get('rule')}: "
                       f"{r.get('detail')}" for r in decision.get("reasons", []))))
     agreement_rows = [
-        (st.agreement.id, st.agreement.version, st.status.value,
-         ", ".join(st.agreement.parties), ", ".join(st.signed_by) or "-", st.detail)
-        for st in load_standings(state) if nation in st.agreement.parties]
+        (st["agreement_id"], st["version"], st["status"], ", ".join(st["parties"]),
+         ", ".join(st["signed_by"]) or "-", st["detail"])
+        for st in inputs.standings if nation in st["parties"]]
     my_agreements = {str(r[0]) for r in agreement_rows}
     agreement_events = [
         (e.seq, e.event.time[:19], e.event.kind, e.event.actor,
@@ -229,11 +225,12 @@ def render_report(state: StateDir, nation: str) -> str:
         if e.event.kind.startswith("agreement.")
         and e.event.body.get("agreement_id") in my_agreements]
     approval_rows = [
-        (r.request_id, r.job_id, r.site, r.priority_area, r.gpu_hours, r.status,
-         (r.decision or {}).get("expires_at", ""), "; ".join(r.reasons))
-        for r in approval_requests(state, nation=nation)]
+        (r["request_id"], r["job_id"], r["site"], r["priority_area"], r["gpu_hours"],
+         r["status"], (r.get("decision") or {}).get("expires_at", ""),
+         "; ".join(r["reasons"]))
+        for r in inputs.approvals if r["owner"] == nation]
     transfers = []
-    own_model_ids = {m.id for m in own_models}
+    own_model_ids = set(own_models)
     for e in entries:
         if not e.event.kind.startswith("transfer."):
             continue
@@ -248,25 +245,36 @@ def render_report(state: StateDir, nation: str) -> str:
                           b.get("model_id"), b.get("recipient"), b.get("end_use"),
                           decision.get("outcome", ""),
                           "; ".join(reasons) or str(b.get("reasons", "") or "")))
-    ok, status, note, cosigners, size = _status(state)
+    ok, status, note = inputs.verified, inputs.status, inputs.note
+    cosigners, size = inputs.cosigners, inputs.size
+    finished = {str(e.event.body.get("job_id")): e.event.kind for e in entries
+                if e.event.kind in ("job.completed", "job.failed")}
+
+    def model_job(m: SignedEntry) -> str:
+        return str((m.event.body.get("lineage") or {}).get("job_id", ""))
+
     graph = _graph(
-        [(d.id, d.name) for d in own_ds],
-        [(j.id, list(j.request.get("dataset_ids", []))) for j in jobs],
-        [(m.id, m.job_id) for m in own_models],
+        [(i, str(d.event.body.get("name"))) for i, d in own_ds.items()],
+        [(i, list(j.event.body.get("dataset_ids", []))) for i, j in jobs.items()],
+        [(i, model_job(m)) for i, m in own_models.items()],
     )
-    ds_rows = [(d.id, d.name, d.label.get("classification"),
-                ", ".join(d.label.get("releasableTo", [])), d.sealed_digest)
-               for d in own_ds]
-    model_rows = [(m.id, m.job_id, m.label.get("classification"), m.sealed_digest,
-                   "yes" if (m.lineage or {}).get("provenance") else "no")
-                  for m in own_models]
-    job_rows = [(j.id, j.workflow, j.site, j.state, j.created[:19]) for j in jobs]
+    ds_rows = [(i, d.event.body.get("name"),
+                (d.event.body.get("label") or {}).get("classification"),
+                ", ".join((d.event.body.get("label") or {}).get("releasableTo", [])),
+                d.event.body.get("sealed_digest")) for i, d in own_ds.items()]
+    model_rows = [(i, model_job(m), (m.event.body.get("label") or {}).get(
+        "classification"), m.event.body.get("sealed_digest"),
+        "yes" if m.event.body.get("provenance") else "no")
+        for i, m in own_models.items()]
+    job_rows = [(i, j.event.body.get("workflow"), ", ".join(j.event.body.get(
+        "sites", [])), finished.get(i, "running").replace("job.", ""),
+        j.event.time[:19]) for i, j in jobs.items()]
     title = f"Sovereignty report: {nation}"
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1><p>Generated {_e(rfc3339(system_clock()))} from "
-        f"<code>{_e(str(state.root))}</code>.</p>",
+        f"the custody log's entries and checkpoint of size {size}.</p>",
         f'<p id="status" class="{"ok" if ok else "bad"}">{_e(status)}</p>',
         "<h2>Lineage: datasets → jobs → models → transfers</h2>", graph,
         "<h2>Datasets</h2>",

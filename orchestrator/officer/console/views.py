@@ -1,10 +1,9 @@
 """What the console's dashboard shows one nation's officer (read-only queries).
 
-Everything is read from the state directory at request time: approval requests
-(:mod:`orchestrator.approvals`), agreement standings
-(:mod:`orchestrator.agreement_state`), this quarter's allocation use and the
-oversight notifications (:mod:`orchestrator.allocation`), and denials from the
-custody log.
+Everything is read at request time from what the officer may read: its own
+custodian (its approval requests and its view of the agreements) and the
+custody log's public entries (this quarter's allocation reports, oversight
+notifications and denials).
 """
 
 from __future__ import annotations
@@ -13,15 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from orchestrator.agreement_state import load_standings
-from orchestrator.allocation import Notification, notifications, quarter_usage
-from orchestrator.approvals import ApprovalRequest, approval_requests
-from orchestrator.log.store import CustodyLog
-from orchestrator.protocol.agreements import quarter_of
+from orchestrator.protocol.agreements import Agreement, quarter_of
+from orchestrator.protocol.approvals import ApprovalRequest, Notification
+from orchestrator.protocol.custodian import CustodianApi
+from orchestrator.protocol.log import LogReader
 from orchestrator.tlog.events import SignedEntry
 
 __all__ = ["DENIAL_KINDS", "AgreementRow", "Dashboard", "Denial", "agreement_rows",
-           "dashboard", "recent_denials"]
+           "dashboard", "notifications", "quarter_usage", "recent_denials"]
 
 #: Custody-log kinds listed as denials (``policy.decided`` only with ``deny``).
 DENIAL_KINDS = ("key.denied", "policy.decided", "approval.denied",
@@ -35,7 +33,7 @@ class AgreementRow:
     Attributes
     ----------
     agreement_id, version, status, detail
-        From :class:`~orchestrator.agreement_state.Standing`.
+        From :class:`~orchestrator.policy.standing.Standing`.
     parties, signed_by, missing
         Nation codes.
     oversight_body
@@ -105,23 +103,41 @@ class Dashboard:
     notifications: list[Notification]
 
 
-def agreement_rows(state: Any, nation: str, quarter: str) -> list[AgreementRow]:
+def quarter_usage(log: LogReader, quarter: str) -> dict[str, float]:
+    """Agreement id -> GPU-hours the orchestrator reported in ``quarter``."""
+    used: dict[str, float] = {}
+    for entry in log.find("allocation.recorded", quarter=quarter):
+        hours = float(entry.event.body.get("gpu_hours", 0.0))
+        for agreement_id in sorted(set(entry.event.body.get("agreement_ids", []))):
+            used[agreement_id] = used.get(agreement_id, 0.0) + hours
+    return used
+
+
+def agreement_rows(custodian: CustodianApi, log: LogReader, nation: str,
+                   quarter: str) -> list[AgreementRow]:
     """Every agreement version ``nation`` is party to, with ``quarter``'s use."""
-    used = quarter_usage(CustodyLog(state.custody_db), quarter)
+    used = quarter_usage(log, quarter)
     rows = []
-    for standing in load_standings(state):
-        doc = standing.agreement
-        if nation not in doc.parties:
+    documents = {(a.id, a.version): a for a in (
+        Agreement.from_json(s["document"]) for s in _documents(custodian))}
+    for standing in custodian.standings():
+        doc = documents.get((standing["agreement_id"], standing["version"]))
+        if doc is None or nation not in doc.parties:
             continue
         rows.append(AgreementRow(
-            agreement_id=doc.id, version=doc.version, status=standing.status.value,
-            detail=standing.detail, parties=tuple(doc.parties),
-            signed_by=standing.signed_by, missing=standing.missing,
+            agreement_id=doc.id, version=doc.version, status=str(standing["status"]),
+            detail=str(standing["detail"]), parties=tuple(doc.parties),
+            signed_by=tuple(standing["signed_by"]),
+            missing=tuple(standing["missing"]),
             oversight_body=doc.oversight_body, quarter=quarter,
             used_gpu_hours=used.get(doc.id, 0.0),
             request_threshold_gpu_hours=doc.notification_threshold_gpu_hours,
             quarterly_threshold_gpu_hours=doc.quarterly_threshold_gpu_hours))
     return rows
+
+
+def _documents(custodian: CustodianApi) -> list[dict[str, Any]]:
+    return [s for s in custodian.standings() if isinstance(s.get("document"), dict)]
 
 
 def _concerns(body: dict[str, Any], nation: str) -> bool:
@@ -156,9 +172,8 @@ def _denial(entry: SignedEntry) -> Denial | None:
                   tuple(reasons))
 
 
-def recent_denials(state: Any, nation: str, limit: int = 20) -> list[Denial]:
+def recent_denials(log: LogReader, nation: str, limit: int = 20) -> list[Denial]:
     """The latest ``limit`` denials concerning ``nation``, newest first."""
-    log = CustodyLog(state.custody_db)
     entries = [e for kind in DENIAL_KINDS for e in log.find(kind)
                if _concerns(dict(e.event.body), nation)]
     out = []
@@ -171,15 +186,35 @@ def recent_denials(state: Any, nation: str, limit: int = 20) -> list[Denial]:
     return out
 
 
-def dashboard(state: Any, nation: str, today: date) -> Dashboard:
+def notifications(log: LogReader) -> list[Notification]:
+    """Every oversight notification in the log, with the first party whose
+    officer's acknowledgement a custodian recorded."""
+    acks: dict[str, str] = {}
+    for entry in log.find("notification.acknowledged"):
+        acks.setdefault(str(entry.event.body.get("notification_id")),
+                        entry.event.actor.split(":", 1)[-1])
+    out = []
+    for e in log.find("notification.recorded"):
+        b = e.event.body
+        nid = str(b.get("notification_id"))
+        out.append(Notification(
+            nid, str(b.get("job_id", "")), str(b.get("agreement_id", "")),
+            str(b.get("oversight_body", "")),
+            tuple(b.get("kinds", ["per-request"])), float(b.get("gpu_hours", 0.0)),
+            bool(b.get("hold")), e.event.time, acks.get(nid)))
+    return out
+
+
+def dashboard(custodian: CustodianApi, log: LogReader, nation: str,
+              today: date) -> Dashboard:
     """Gather the dashboard of ``nation``'s officer (``today``: for the quarter)."""
     quarter = quarter_of(today)
-    requests = approval_requests(state, nation=nation)
-    rows = agreement_rows(state, nation, quarter)
+    requests = [ApprovalRequest.from_json(r) for r in custodian.approvals()]
+    rows = agreement_rows(custodian, log, nation, quarter)
     mine = {row.agreement_id for row in rows}
     return Dashboard(
         nation=nation, quarter=quarter,
         pending=[r for r in requests if r.status == "pending"],
         decided=[r for r in reversed(requests) if r.status != "pending"][:20],
-        agreements=rows, denials=recent_denials(state, nation),
-        notifications=[n for n in notifications(state) if n.agreement_id in mine])
+        agreements=rows, denials=recent_denials(log, nation),
+        notifications=[n for n in notifications(log) if n.agreement_id in mine])

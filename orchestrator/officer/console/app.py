@@ -8,7 +8,7 @@ redirects to ``/login`` without one)::
     POST /logout                     end the session (CSRF)
     GET  /                           dashboard: approvals, agreements, denials
     GET  /approvals/{id}/sign        the exact approval/v1 statement to sign
-    POST /approvals/{id}/sign        its signature -> record_decision (CSRF)
+    POST /approvals/{id}/sign        its signature -> the custodian (CSRF)
     GET  /static/console.js          the page script (WebCrypto signing)
     GET  /favicon.ico                204 (no icon, no stray 404s)
 
@@ -35,23 +35,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.approvals import (
-    DEFAULT_EXPIRY_S,
-    approval_requests,
-    approval_statement,
-    record_decision,
-)
 from orchestrator.canonical import b64e
-from orchestrator.console.auth import (
-    CHALLENGE_TTL_S,
-    SESSION_TTL_S,
-    ChallengeStore,
-    Session,
-    SessionStore,
-    parse_signature,
-    verify_login,
-)
-from orchestrator.console.views import dashboard
 from orchestrator.errors import (
     ConfigError,
     IntegrityError,
@@ -60,6 +44,24 @@ from orchestrator.errors import (
     PolicyDenied,
     SovereignError,
 )
+from orchestrator.officer.console.auth import (
+    CHALLENGE_TTL_S,
+    SESSION_TTL_S,
+    ChallengeStore,
+    Session,
+    SessionStore,
+    parse_signature,
+    verify_login,
+)
+from orchestrator.officer.console.views import dashboard
+from orchestrator.protocol.approvals import (
+    DEFAULT_EXPIRY_S,
+    ApprovalRequest,
+    approval_statement,
+)
+from orchestrator.protocol.custodian import CustodianApi
+from orchestrator.protocol.log import LogReader
+from orchestrator.protocol.parties import NationCard
 from orchestrator.protocol.statements import SignedStatement, signing_input
 from orchestrator.timeutil import Clock, system_clock
 
@@ -114,10 +116,16 @@ def _days(text: str) -> int:
     return days
 
 
-def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_clock,
-               challenge_ttl_s: int = CHALLENGE_TTL_S,
+def create_app(custodian: CustodianApi, log: LogReader, nation: str, *, origin: str,
+               clock: Clock = system_clock, challenge_ttl_s: int = CHALLENGE_TTL_S,
                session_ttl_s: int = SESSION_TTL_S) -> FastAPI:
-    """The console of ``nation``'s officer over ``state`` (a ``StateDir``).
+    """The console of ``nation``'s officer.
+
+    The console holds no key and no state of its own beyond sessions: approval
+    requests and agreements come from ``custodian`` (the nation's own, reached
+    with the officer's client certificate), allocation reports, notifications
+    and denials from ``log``; signed decisions and logins go to ``custodian``,
+    which checks them under the officer key it pinned.
 
     Parameters
     ----------
@@ -132,12 +140,10 @@ def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_cl
 
     Raises
     ------
-    NotFound
-        If ``nation`` is not registered in ``state``.
+    IntegrityError
+        If ``custodian`` is not ``nation``'s.
     """
-    from orchestrator.registry import Registry
-
-    Registry(state.registry_db).nation(nation)
+    NationCard.verify(custodian.card(), source="console custodian", expect=nation)
     origin = origin.rstrip("/")
     secure = origin.startswith("https://")
     cookie = "__Host-sovereign-console" if secure else "sovereign-console"
@@ -227,7 +233,8 @@ def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_cl
             except ValueError as exc:
                 raise IntegrityError(f"login statement is not JSON: {exc}") from exc
             signed = SignedStatement.from_json(doc, source="console login")
-            key_id = await run_in_threadpool(verify_login, state, challenges, signed)
+            key_id = await run_in_threadpool(verify_login, custodian, challenges,
+                                              signed)
         except SovereignError as exc:
             raise Refused(403, "Login refused", exc.diagnostics()) from exc
         token, _ = sessions.create(nation, key_id)
@@ -262,7 +269,8 @@ def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_cl
             return RedirectResponse("/login", status_code=303)
         flash, session.flash = session.flash, None
         return page(request, "dashboard.html", title="Dashboard", session=session,
-                    board=dashboard(state, nation, clock().date()), flash=flash,
+                    board=dashboard(custodian, log, nation, clock().date()),
+                    flash=flash,
                     default_days=DEFAULT_EXPIRY_S // 86400)
 
     @app.get("/approvals/{request_id}/sign")
@@ -271,7 +279,7 @@ def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_cl
         session = current(request)
         if session is None:
             return RedirectResponse("/login", status_code=303)
-        found = [r for r in approval_requests(state, nation=nation)
+        found = [r for r in map(ApprovalRequest.from_json, custodian.approvals())
                  if r.request_id == request_id]
         if not found:
             raise Refused(404, "Not found", f"no approval request {request_id!r} "
@@ -302,7 +310,8 @@ def create_app(state: Any, nation: str, *, origin: str, clock: Clock = system_cl
         signed = SignedStatement(statement=dict(statement),
                                  signature=parse_signature(form.get("signature", "")),
                                  key_id=form.get("key_id", ""))
-        result = await run_in_threadpool(record_decision, state, signed)
+        result = ApprovalRequest.from_json(
+            await run_in_threadpool(custodian.decide_approval, signed))
         session.prepared.pop(approval_id, None)
         verb = "approved" if statement["decision"] == "approve" else "denied"
         session.flash = (f"{request_id} {verb} by the {nation} officer "

@@ -1,22 +1,24 @@
 """Offline custody bundles: a model's lineage, provable against one checkpoint.
 
 ``sovereign custody prove MODEL_ID`` writes one JSON document that an officer
-verifies on a machine with nothing else (no state directory, no registry), in the
-spirit of C2SP tlog-proof and Sigstore bundles:
+verifies on a machine with nothing else (no state, no registry, no network), in
+the spirit of C2SP tlog-proof and Sigstore bundles, built from the log's public
+read API only:
 
 * ``entries``: the exact leaf bytes (base64) and log index of the model's
-  ``model.sealed`` event, every event of its job, the inputs' ``dataset.sealed``
-  events and the ``nation.initialized`` / ``site.registered`` events that published
-  the signing keys; each with an RFC 9162 inclusion proof against ONE checkpoint;
-* ``checkpoint``: that checkpoint's signed note (C2SP tlog-checkpoint, with its
-  tlog-cosignature lines), the log's and the witnesses' verifier keys;
-* ``keys``: the event-signing public keys (key id -> actors, base64);
-* ``provenance``: the site-signed DSSE envelope of the model's in-toto/SLSA
-  provenance and the site's public key.
+  ``model.sealed`` event (which carries the site-signed provenance), every event
+  of its job, the inputs' ``dataset.sealed`` events, the ``site.registered``
+  event, and the ``actor.enrolled`` entry of every actor that signed one of them;
+  each with an RFC 9162 inclusion proof against ONE checkpoint, and each also as
+  a C2SP ``tlog-proof`` text (``proofs``);
+* ``checkpoint``: that checkpoint's signed note with its witness cosignatures.
 
-:func:`verify_bundle` checks all of it; a malformed or forged part raises
-:class:`BundleError` naming the part. Limits: the orchestrator's key is not bound
-to a log entry (it comes from the bundle, like the log key unless pinned).
+:func:`verify_bundle` trusts nothing in the bundle but what it checks against
+keys the officer pinned: the log's key (trust on first use only when asked for
+by name) and the witnesses' keys; the actors' keys come from their enrollment
+entries, proved included, and each nation's custodian key must be the witness
+key pinned for it. A malformed or forged part raises :class:`BundleError`
+naming the part.
 
 References
 ----------
@@ -28,31 +30,26 @@ References
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import key_id_of, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError, SovereignError
-from orchestrator.log.store import CustodyLog
-from orchestrator.officer import open_tlog, trusted_keys, witness_verifiers
 from orchestrator.protocol.provenance import (
     dsse_verify,
     statement_digest,
     subject_digest,
 )
-from orchestrator.registry import Registry
-from orchestrator.state import StateDir
-from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.tlog.checkpoint import Checkpoint, open_note, parse_note
 from orchestrator.tlog.events import SignedEntry
 from orchestrator.tlog.merkle import leaf_hash, verify_inclusion
 from orchestrator.tlog.names import origin_of_public, witness_key_name
 from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
+from orchestrator.tlog.proof import format_proof
+from orchestrator.tlog.roles import ENROLL_KIND, check_writer
 
 __all__ = ["MEDIA_TYPE", "BundleError", "BundleReport", "prove", "verify_bundle"]
 
@@ -120,102 +117,89 @@ def _guard(part: str, check: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         raise BundleError(part, exc.message) from exc
 
 
-def _covering_note(state: StateDir, size_needed: int) -> bytes:
-    """The latest cosigned checkpoint covering ``size_needed`` entries, else the
-    latest covering one, else a freshly published one."""
-    try:  # read-only; CustodyLog has no query over all checkpoints
-        uri = f"file:{state.custody_db}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True)) as conn:
-            rows = conn.execute("SELECT note FROM checkpoints WHERE size >= ? "
-                                "ORDER BY size DESC", (size_needed,)).fetchall()
-    except sqlite3.Error:
-        rows = []
-    notes = [bytes(r[0]) for r in rows]
-    for note in notes:
-        if any(s.name.startswith("witness-") for s in parse_note(note).signatures):
-            return note
-    return notes[0] if notes else open_tlog(state).publish(rfc3339(system_clock()))
+class ProvableLog(Protocol):
+    """What :func:`prove` reads of the log (its public read API)."""
+
+    def find(self, kind: str | None = None, **match: str) -> list[SignedEntry]: ...
+
+    def checkpoint(self) -> bytes: ...
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
 
 
-def prove(state: StateDir, model_id: str) -> dict[str, Any]:
-    """Build (and self-verify) the offline custody bundle of model ``model_id``;
-    publish a checkpoint first if no stored one covers the model's events.
+def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None
+          ) -> dict[str, Any]:
+    """Build the offline custody bundle of model ``model_id`` against the log's
+    latest checkpoint (which must cover the model's events).
 
     Raises
     ------
     NotFound, ConfigError
-        Unknown model; a model without provenance (sealed before it existed).
+        Unknown model; a model without provenance; a checkpoint that does not
+        cover its events yet (publish and witness one first).
     """
-    record = Registry(state.registry_db).model(model_id)
-    lineage = record.lineage or {}
-    envelope = lineage.get("provenance")
-    if not isinstance(envelope, dict):
+    from orchestrator.errors import NotFound
+
+    sealed = log.find("model.sealed", model_id=model_id)
+    if not sealed:
+        raise NotFound(f"the custody log has no model.sealed for {model_id}")
+    body = sealed[-1].event.body
+    if not isinstance(body.get("provenance"), dict):
         raise ConfigError(f"model {model_id} has no signed provenance", source=model_id)
-    log = CustodyLog(state.custody_db)
-    job_id = str(lineage.get("job_id", record.job_id))
-    site = str(lineage.get("site", ""))
-    found = [*log.find("model.sealed", model_id=model_id), *log.find(job_id=job_id),
-             *log.find("site.registered", site=site)]
+    lineage = body.get("lineage") or {}
+    job_id, site = str(lineage.get("job_id")), str(lineage.get("site"))
+    found = [*sealed, *log.find(job_id=job_id), *log.find("site.registered", site=site)]
     for item in lineage.get("datasets", []):
         found += log.find("dataset.sealed", dataset_id=item["dataset_id"])
-    for nation in sorted({e.event.actor.split(":", 1)[-1] for e in found}):
-        found += log.find("nation.initialized", nation=nation)
+    for actor in sorted({e.event.actor for e in found}):
+        found += log.find(ENROLL_KIND, actor=actor)
     picked = {e.seq: e for e in found}
-    note = _covering_note(state, max(picked) + 1)
+    note = log.checkpoint()
     cp = parse_note(note).checkpoint
-    tree = open_tlog(state).tree(cp.size)
-    keys = trusted_keys(state)
-    site_keys = [k for k in keys.values() if f"site:{site}" in k.actors]
-    if not site_keys:
-        raise ConfigError(f"site {site!r} of model {model_id} is not registered")
-    site_key = site_keys[0]
+    if cp.size <= max(picked):
+        raise ConfigError(f"the latest checkpoint (size {cp.size}) does not cover "
+                          f"entry {max(picked)}; publish and witness a new one",
+                          source=model_id)
+    proofs = {seq: log.inclusion_proof(seq, cp.size) for seq in sorted(picked)}
     bundle = {
         "mediaType": MEDIA_TYPE,
         "model_id": model_id,
-        "checkpoint": {
-            "note": note.decode("utf-8"),
-            "log_key": open_tlog(state).verifier().vkey(),
-            "witness_keys": {c: v.vkey() for c, v in witness_verifiers(state).items()},
-        },
-        "entries": [
-            {"index": seq, "leaf": b64e(picked[seq].leaf_bytes()),
-             "proof": [b64e(h) for h in tree.inclusion_proof(seq, cp.size)]}
-            for seq in sorted(picked)
-        ],
-        "keys": {
-            kid: {"actors": sorted(keys[kid].actors),
-                  "public_key": b64e(keys[kid].public_key)}
-            for kid in sorted({e.signer for e in picked.values()} & set(keys))
-        },
-        "provenance": {"envelope": envelope, "site": site,
-                       "key_id": site_key.key_id,
-                       "public_key": b64e(site_key.public_key)},
+        "checkpoint": {"note": note.decode("utf-8"),
+                       **({"log_key": log_vkey} if log_vkey else {})},
+        "entries": [{"index": seq, "leaf": b64e(picked[seq].leaf_bytes()),
+                     "proof": [b64e(h) for h in proofs[seq]]}
+                    for seq in sorted(picked)],
+        "proofs": {str(seq): format_proof(seq, proofs[seq], note).decode("utf-8")
+                   for seq in sorted(picked)},
     }
-    verify_bundle(bundle)
     return bundle
 
 
 def _verify_note(bundle: Mapping[str, Any], pinned: str | None,
-                 required: list[str]) -> tuple[Checkpoint, NoteVerifier, list[str]]:
+                 witness_vkeys: Mapping[str, str], required: list[str],
+                 trust_on_first_use: bool, log_vkey_in_bundle: str | None
+                 ) -> tuple[Checkpoint, NoteVerifier, list[str]]:
     part = _get(bundle, "checkpoint", dict, "checkpoint")
     note = _get(part, "note", str, "checkpoint").encode("utf-8")
     if pinned is not None:
         log_v = _guard("--log-key", NoteVerifier.from_vkey, pinned)
+    elif trust_on_first_use and log_vkey_in_bundle:
+        log_v = _guard("checkpoint.log_key", NoteVerifier.from_vkey,
+                       log_vkey_in_bundle)
     else:
-        text = _get(part, "log_key", str, "checkpoint.log_key")
-        log_v = _guard("checkpoint.log_key", NoteVerifier.from_vkey, text)
+        raise BundleError("--log-key", "no pinned log key: pin the log's key (or "
+                          "explicitly trust the bundle's on first use)")
     origin = origin_of_public(log_v.public_key)
     _require(log_v.name == origin, "checkpoint.log_key",
              f"key name is {log_v.name!r}, not the log's origin {origin!r}")
-    wkeys = _get(part, "witness_keys", dict, "checkpoint.witness_keys")
-    witnesses = {c: _guard(f"checkpoint.witness_keys.{c}", NoteVerifier.from_vkey,
-                           str(t)) for c, t in wkeys.items()}
+    witnesses = {c: _guard(f"witness key {c}", NoteVerifier.from_vkey, str(t))
+                 for c, t in witness_vkeys.items()}
     for code, v in witnesses.items():
         _require(v.name == witness_key_name(code) and v.alg == ALG_COSIGNATURE_V1,
-                 f"checkpoint.witness_keys.{code}", "not a cosignature/v1 witness key")
+                 f"witness key {code}", "not a cosignature/v1 witness key")
     unknown = [n for n in required if n not in witnesses]
     _require(not unknown, "checkpoint", f"required cosigner(s) {', '.join(unknown)}"
-             " have no witness key in the bundle")
+             " have no pinned witness key")
     verified = _guard(
         "checkpoint", open_note, note, [log_v, *witnesses.values()],
         required=[log_v.name, *(witness_key_name(n) for n in required)], origin=origin)
@@ -223,14 +207,10 @@ def _verify_note(bundle: Mapping[str, Any], pinned: str | None,
     return verified.checkpoint, log_v, cosigners
 
 
-def _verify_entries(bundle: Mapping[str, Any],
-                    cp: Checkpoint) -> tuple[dict[int, SignedEntry], dict[str, Any]]:
-    keys: dict[str, tuple[bytes, set[str]]] = {}
-    for kid, item in _get(bundle, "keys", dict, "keys").items():
-        pub = _b64(_get(item, "public_key", str, f"keys.{kid}"), f"keys.{kid}")
-        _require(len(pub) == 32 and key_id_of(pub) == kid, f"keys.{kid}",
-                 "public key does not match its key id")
-        keys[kid] = (pub, set(_get(item, "actors", list, f"keys.{kid}")))
+def _verify_entries(bundle: Mapping[str, Any], cp: Checkpoint,
+                    pinned: Mapping[str, bytes]
+                    ) -> tuple[dict[int, SignedEntry], dict[str, bytes]]:
+    """Inclusion of every leaf; keys from the included enrollments; signatures."""
     entries: dict[int, SignedEntry] = {}
     for n, item in enumerate(_get(bundle, "entries", list, "entries")):
         index = _get(item, "index", int, f"entries[{n}]")
@@ -245,17 +225,40 @@ def _verify_entries(bundle: Mapping[str, Any],
             raise BundleError(part, f"leaf is not a valid entry: {exc}") from exc
         _require(entry.seq == index and index not in entries, part,
                  f"leaf seq {entry.seq} at index {index} (or a duplicate index)")
-        pub, actors = keys.get(entry.signer, (b"", set()))
-        _require(entry.event.actor in actors, part, f"key {entry.signer} is not in "
-                 f"the bundle's keys for {entry.event.actor}")
+        entries[index] = entry
+    keys: dict[str, bytes] = {}  # actor -> enrolled key
+    for index in sorted(entries):
+        entry = entries[index]
+        if entry.event.kind != ENROLL_KIND:
+            continue
+        b = entry.event.body
+        pub = _b64(b.get("public_key"), f"entry {index}")
+        _require(b.get("actor") == entry.event.actor and len(pub) == 32
+                 and entry.signer == key_id_of(pub), f"entry {index}",
+                 "enrollment is not signed by the key it names")
+        _require(entry.event.actor not in keys or keys[entry.event.actor] == pub,
+                 f"entry {index}", f"{entry.event.actor} enrolled a second key")
+        _require(pinned.get(entry.event.actor, pub) == pub, f"entry {index}",
+                 f"{entry.event.actor} enrolled a key other than the pinned one")
+        keys[entry.event.actor] = pub
+    for index, entry in entries.items():
+        part = f"entry {index}"
+        pub = keys.get(entry.event.actor, b"")
+        _require(bool(pub) and entry.signer == key_id_of(pub), part,
+                 f"{entry.event.actor} has no enrollment in the bundle for key "
+                 f"{entry.signer}")
+        try:
+            check_writer(entry.event.actor, entry.event.kind)
+        except (ConfigError, PermissionError) as exc:
+            raise BundleError(part, f"{entry.event.actor} may not write "
+                              f"{entry.event.kind}") from exc
         _guard(f"{part} signature", verify_signature, pub, entry.signature,
                entry.signed_bytes())
-        entries[index] = entry
     for i, entry in entries.items():
         prev = entries.get(i - 1)
         _require(prev is None or entry.prev_hash == prev.entry_hash(), f"entry {i}",
                  f"prev_hash does not chain to entry {i - 1}")
-    return entries, {k: v[0] for k, v in keys.items()}
+    return entries, keys
 
 
 def _one(entries: Iterable[SignedEntry], what: str) -> SignedEntry:
@@ -296,36 +299,20 @@ def _check_lineage(model_id: str, entries: dict[int, SignedEntry],
             grants = done[-1].event.body.get("grants", [])
             for grant in grants if k == "task.completed" else []:
                 _one(kind("key.released", grant_id=grant), f"key.released {grant}")
-    bound = 0
-    for e in kind("nation.initialized") + kind("site.registered"):
-        b = e.event.body
-        pairs = [(f"custodian:{b.get('nation')}", b.get("custodian_public")),
-                 (f"officer:{b.get('nation')}", b.get("officer_public")),
-                 (f"site:{b.get('site')}", b.get("signing_public"))]
-        for actor, pub in pairs:
-            signed = [x for x in evs if x.event.actor == actor]
-            for ev in signed if isinstance(pub, str) else []:
-                _require(keys.get(ev.signer) == _b64(pub, f"entry {e.seq}"),
-                         f"entry {ev.seq}", f"not signed by {actor}'s registered key")
-            bound += bool(signed) and isinstance(pub, str)
+    bound = len({e.event.actor for e in evs})
     return {"sealed": sealed, "job_id": job_id, "site": site, "request": request,
             "datasets": datasets, "bound": bound}
 
 
-def _check_provenance(bundle: Mapping[str, Any], facts: dict[str, Any],
-                      keys: Mapping[str, bytes],
-                      entries: dict[int, SignedEntry]) -> None:
-    part = _get(bundle, "provenance", dict, "provenance")
-    kid = _get(part, "key_id", str, "provenance.key_id")
-    pub = _b64(_get(part, "public_key", str, "provenance"), "provenance.public_key")
+def _check_provenance(facts: dict[str, Any], keys: Mapping[str, bytes]) -> None:
     site, p = facts["site"], "provenance"
-    signers = {e.signer for e in entries.values() if e.event.actor == f"site:{site}"}
-    _require(part.get("site") == site and keys.get(kid) == pub and signers == {kid},
-             p, f"provenance key {kid} is not the key that signed site:{site}'s "
-             f"events ({', '.join(sorted(signers))})")
-    envelope = _get(part, "envelope", dict, "provenance.envelope")
-    st = _guard(p, dsse_verify, envelope, {kid: pub})
     body = facts["sealed"].event.body
+    envelope = body.get("provenance")
+    _require(isinstance(envelope, dict), p, "model.sealed carries no provenance")
+    pub = keys.get(f"site:{site}")
+    _require(pub is not None, p, f"site:{site} has no enrollment in the bundle")
+    assert pub is not None
+    st = _guard(p, dsse_verify, envelope, {key_id_of(pub): pub})
     digest = "sha256:" + _guard(p, subject_digest, st, body["model_id"])
     _require(digest == body.get("sealed_digest"), p, f"subject digest {digest} is "
              f"not the sealed digest {body.get('sealed_digest')} of the model")
@@ -352,46 +339,51 @@ def verify_bundle(
     bundle: dict[str, Any],
     *,
     trusted_log_vkey: str | None = None,
+    witness_vkeys: Mapping[str, str] | None = None,
     required_cosigners: Iterable[str] = (),
+    trust_log_on_first_use: str | None = None,
 ) -> BundleReport:
     """Verify a custody bundle offline and return what it proves.
 
-    (1) the checkpoint note: the log's signature (pinned ``trusted_log_vkey``,
-        else the bundle's own key: trust on first use) and the cosignature of
-        every nation in ``required_cosigners``; (2) each leaf's RFC 9162 inclusion
-        proof against the checkpoint root (section 2.1.3.2); (3) each event's
-        Ed25519 signature by a bundled key allowed for its actor, and that key
-        equals the one the actor's ``nation.initialized``/``site.registered``
-        entry published; (4) the hash chain between adjacent included entries;
-        (5) completeness: the model's ``model.sealed``, the job's request, every
-        owner's decision, every task's start and completion, every grant's
-        ``key.released`` and each input's ``dataset.sealed``; (6) the provenance:
-        DSSE signature by the key that signed the site's events, subject digest =
-        the sealed digest, statement = the logged ``provenance_digest``, input
-        dataset digests and code measurement = the logged ones.
+    (1) the checkpoint note: the log's signature by the pinned
+        ``trusted_log_vkey`` (or, only when the caller passes it explicitly,
+        ``trust_log_on_first_use``) and the cosignature of every nation in
+        ``required_cosigners`` by its pinned ``witness_vkeys`` key; (2) each
+        leaf's RFC 9162 inclusion proof against the checkpoint root; (3) each
+        actor's key from its included, self-signed enrollment (a nation's
+        custodian key must be its pinned witness key), each event signed by its
+        actor's key for a kind its role writes; (4) the hash chain between
+        adjacent included entries; (5) completeness: the model's
+        ``model.sealed``, the job's request, every owner's decision, every task's
+        start and completion, every grant's ``key.released`` and each input's
+        ``dataset.sealed``; (6) the provenance in ``model.sealed``: DSSE
+        signature by the site's enrolled key, subject digest = the sealed digest,
+        input dataset digests and code measurement = the logged ones.
 
     Raises
     ------
     BundleError
         Naming the part that is malformed or fails.
-    ConfigError
-        If ``trusted_log_vkey`` is malformed (as a :class:`BundleError`).
     """
     if not isinstance(bundle, dict) or bundle.get("mediaType") != MEDIA_TYPE:
         raise BundleError("mediaType", f"not a custody bundle (expected {MEDIA_TYPE})")
     model_id = _get(bundle, "model_id", str, "model_id")
     required = sorted(set(required_cosigners))
+    witnesses = dict(witness_vkeys or {})
     try:
-        cp, log_v, cosigners = _verify_note(bundle, trusted_log_vkey, required)
-        entries, keys = _verify_entries(bundle, cp)
+        cp, log_v, cosigners = _verify_note(
+            bundle, trusted_log_vkey, witnesses, required,
+            trust_log_on_first_use is not None, trust_log_on_first_use)
+        pinned = {f"custodian:{c}": NoteVerifier.from_vkey(v).public_key
+                  for c, v in witnesses.items()}
+        entries, keys = _verify_entries(bundle, cp, pinned)
         facts = _check_lineage(model_id, entries, keys)
-        _check_provenance(bundle, facts, keys, entries)
+        _check_provenance(facts, keys)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError("structure", f"unexpected shape: {exc!r}") from exc
     notes = [] if trusted_log_vkey else [
-        "log key taken from the bundle itself (trust on first use); pin it with "
-        "--log-key"]
-    notes.append(f"{facts['bound']} signing keys bound to their registration entries")
+        "log key trusted on first use (asked for explicitly); pin it with --log-key"]
+    notes.append(f"{facts['bound']} actors' keys from their enrollment entries")
     return BundleReport(
         model_id=model_id, job_id=facts["job_id"], site=facts["site"],
         sealed_digest=str(facts["sealed"].event.body.get("sealed_digest")),

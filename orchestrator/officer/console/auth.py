@@ -10,10 +10,10 @@ Challenge-response with the officer's registered Ed25519 key:
    a phishing host does not log in here).
 2. The browser signs :func:`~orchestrator.protocol.statements.signing_input` of that
    statement with the key file it holds (WebCrypto) and posts it back.
-3. :func:`verify_login` checks that the challenge is known, unused and unexpired,
-   that the statement is exactly the one issued, and the signature against the
-   officer key *registered* for the console's nation; then it consumes the
-   challenge and logs ``console.login``.
+3. :func:`verify_login` checks that the challenge is known, unused and unexpired
+   and that the statement is exactly the one issued; the nation's custodian
+   checks the signature against the officer key *it pinned* and logs
+   ``console.login``; then the challenge is consumed.
 
 :class:`SessionStore` keeps the sessions that follow: a random 32-byte bearer
 token (the cookie; only its SHA-256 is stored), a per-session CSRF token, the
@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestrator.canonical import b64d, sha256_hex
+from orchestrator.canonical import b64d
 from orchestrator.errors import IntegrityError, PolicyDenied
-from orchestrator.log.store import CustodyLog
-from orchestrator.protocol.statements import SignedStatement, verify_statement
+from orchestrator.protocol.custodian import CustodianApi
+from orchestrator.protocol.statements import SignedStatement
 from orchestrator.timeutil import Clock, rfc3339
-from orchestrator.tlog.events import CustodyEvent
 
 __all__ = ["CHALLENGE_TTL_S", "LOGIN_TYPE", "SESSION_TTL_S", "ChallengeStore",
            "Session", "SessionStore", "parse_signature", "verify_login"]
@@ -135,12 +134,12 @@ class ChallengeStore:
             self._live(value).used = True
 
 
-def verify_login(state: Any, challenges: ChallengeStore,
+def verify_login(custodian: CustodianApi, challenges: ChallengeStore,
                  signed: SignedStatement) -> str:
-    """Check an officer's signed login statement; log ``console.login``.
-
-    ``state`` is a :class:`~orchestrator.state.StateDir`. Returns the officer's
-    key id. The challenge is consumed only when everything verified.
+    """Check an officer's signed login statement, then have the nation's
+    custodian verify it again under its pinned officer key and log
+    ``console.login``. Returns the officer's key id. The challenge is consumed
+    only when everything verified.
 
     Raises
     ------
@@ -148,14 +147,9 @@ def verify_login(state: Any, challenges: ChallengeStore,
         The challenge is unknown, already used (a replay) or expired.
     IntegrityError
         The statement is not the one issued (other origin, nation or fields), or
-        it is not signed by the officer key registered for the console's nation
-        (a wrong key, another nation's officer, an altered statement).
-    NotFound
-        The console's nation is no longer registered.
+        the custodian does not accept its signature (a wrong key, another
+        nation's officer, an altered statement).
     """
-    from orchestrator.registry import Registry
-    from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
-
     statement = signed.statement
     issued = challenges.issued(str(statement.get("challenge", "")))
     if statement.get("origin") != challenges.origin:
@@ -164,18 +158,11 @@ def verify_login(state: Any, challenges: ChallengeStore,
     if statement != issued:
         raise IntegrityError("login statement differs from the one issued with "
                              "its challenge")
-    nation = challenges.nation
-    public = b64d(Registry(state.registry_db).nation(nation).officer_public,
-                  what="officer key")
-    verify_statement(signed, public_key=public, expected_type=LOGIN_TYPE,
-                     expected_nation=nation, source="console login")
+    if signed.nation != challenges.nation:
+        raise IntegrityError(f"login statement is signed for {signed.nation}, not "
+                             f"{challenges.nation}")
+    custodian.console_login(signed)
     challenges.consume(str(statement["challenge"]))
-    CustodyLog(state.custody_db).append(CustodyEvent.create(
-        "console.login", ORCHESTRATOR_ACTOR, {
-            "nation": nation, "key_id": signed.key_id, "origin": challenges.origin,
-            "challenge_digest": "sha256:" + sha256_hex(
-                str(statement["challenge"]).encode())}),
-        orchestrator_signer(state))
     return signed.key_id
 
 
