@@ -68,7 +68,7 @@ def make_state(root: Path, csv: Path, name: str, sites: list[Path]) -> Any:
     :class:`~orchestrator.embedded.layout.StateDir`.
     """
     from orchestrator.nation.identity import init_nation
-    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.embedded import seal_dataset
     from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.registration import add_agreement, register_site
 

@@ -55,7 +55,7 @@ def _setup(root: Path) -> tuple[Any, str]:
     from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.nation.identity import init_nation
     from orchestrator.nation.pki import init_pki
-    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.embedded import seal_dataset
     from orchestrator.protocol.release import JobRequest
     from orchestrator.submit.registry import JobRecord, Registry
     from orchestrator.embedded.layout import StateDir

@@ -73,21 +73,37 @@ def sovereign(tmp_path: Path) -> Sovereign:
 
 @dataclass
 class World:
-    """A state directory with AUS, GBR and USA, the local site, a sealed sonar
-    dataset owned by AUS (SECRET, REL TO AUS, GBR, USA) and the AUS-USA agreement."""
+    """A state directory with AUS, GBR and USA, the local site accredited by all
+    three, a sealed sonar dataset owned by AUS (SECRET, REL TO AUS, GBR, USA) and
+    the AUS-USA agreement."""
 
     state: Any
     dataset_id: str
     site: str = "local"
 
+    @property
+    def deployment(self) -> Any:
+        """The embedded deployment over :attr:`state`."""
+        from orchestrator.embedded import Deployment
+
+        return Deployment(self.state)
+
+    def custodian(self, nation: str) -> Any:
+        """``nation``'s custodian in-process, over its own directory."""
+        return self.deployment.custodian(nation)
+
 
 def make_world(
-    root: Path, *, accreditation: str = "SECRET", agreement: Path | None = None
+    root: Path, *, accreditation: str = "SECRET", agreement: Path | None = None,
+    accredit_by: tuple[str, ...] = ("AUS", "GBR", "USA"),
 ) -> World:
-    from orchestrator.nation.identity import init_nation
-    from orchestrator.nation.steward import seal_dataset
-    from orchestrator.embedded.layout import StateDir
-    from orchestrator.submit.registration import register_site
+    from orchestrator.embedded import (
+        StateDir,
+        accredit_site,
+        init_nation,
+        register_site,
+        seal_dataset,
+    )
 
     state = StateDir(root / "state").ensure()
     for code in ("AUS", "GBR", "USA"):
@@ -99,6 +115,8 @@ def make_world(
         .replace('accreditation = "SECRET"', f'accreditation = "{accreditation}"')
     )
     register_site(state, site_file)
+    for code in accredit_by:
+        accredit_site(state, "local", code)
     record = seal_dataset(
         state,
         SONAR,
@@ -113,8 +131,8 @@ def make_world(
 
 def add_signed_agreement(state: Any, path: Path) -> Any:
     """Record the agreement at ``path`` signed by every party's officer (in force)."""
+    from orchestrator.embedded import add_agreement
     from orchestrator.protocol.agreements import load_agreement
-    from orchestrator.submit.registration import add_agreement
 
     return add_agreement(state, path, sign_as=load_agreement(path).parties)
 
@@ -137,7 +155,6 @@ def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
     ``admit``: nations whose custodians then decide the request (a permit is the
     job's admission, which key releases need), as a submission does.
     """
-    from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.protocol.release import JobRequest
     from orchestrator.submit.registry import JobRecord, Registry
 
@@ -150,7 +167,7 @@ def register_job(world: World, job_id: str, area: str = "undersea-autonomy",
     request = JobRequest(job_id, world.dataset_id, world.site, area, gpu_hours,
                          MEASUREMENT)
     for nation in admit:
-        LocalCustodian(world.state, nation).decide(request)
+        world.custodian(nation).decide(request)
     return request
 
 
@@ -177,7 +194,7 @@ def officer_key(world: World, nation: str) -> Any:
     """``nation``'s sovereignty officer's signing key in the world's state dir."""
     from orchestrator.crypto import load_private_key
 
-    return load_private_key(world.state.nation_dir(nation) / "officer.key")
+    return load_private_key(world.state.officer_dir(nation) / "officer.key")
 
 
 def edit_entry_body(world: World, seq: int, edit: Any) -> None:
@@ -199,3 +216,91 @@ def edit_entry_body(world: World, seq: int, edit: Any) -> None:
         db.commit()
     finally:
         db.close()
+
+
+def custodian_of(state: Any, nation: str, **options: Any) -> Any:
+    """A fresh in-process :class:`~orchestrator.nation.custodian.LocalCustodian`
+    of ``nation`` over its own directory in ``state`` and the state's log
+    (``options``: ``clock``, ``verifier``)."""
+    from orchestrator.embedded import Deployment
+    from orchestrator.nation.custodian import LocalCustodian
+
+    deployment = Deployment(state)
+    return LocalCustodian(deployment.nation(nation).require(), deployment.log(),
+                          **options)
+
+
+def ctx_of(state: Any, nation: str, **options: Any) -> Any:
+    """The :class:`~orchestrator.nation.context.CustodianContext` of
+    :func:`custodian_of` (its store, journal, keys and log client)."""
+    return custodian_of(state, nation, **options).ctx
+
+
+def edit_journal_body(state: Any, nation: str, seq: int, edit: Any) -> None:
+    """Tamper with ``nation``'s custodian journal (an attacker with write access
+    to its database): rewrite entry ``seq``'s leaf with ``edit(body)`` applied."""
+    import json
+    import sqlite3
+
+    from orchestrator.canonical import canonical_bytes
+
+    db = sqlite3.connect(state.nation_dir(nation) / "journal.db")
+    try:
+        (leaf,) = db.execute("SELECT leaf FROM entries WHERE seq = ?",
+                             (seq,)).fetchone()
+        doc = json.loads(bytes(leaf))
+        edit(doc["event"]["body"])
+        db.execute("UPDATE entries SET leaf = ?, body = ? WHERE seq = ?",
+                   (canonical_bytes(doc), json.dumps(doc["event"]["body"]), seq))
+        db.commit()
+    finally:
+        db.close()
+
+
+def officer_event(kind: str, nation: str, body: dict[str, Any], key: Any) -> Any:
+    """A :class:`~orchestrator.protocol.log.SignedEvent` as ``nation``'s officer
+    would make it, but signed with ``key`` (any key: for forgeries)."""
+    from orchestrator.protocol.log import SignedEvent
+    from orchestrator.tlog.events import CustodyEvent
+
+    return SignedEvent.create(CustodyEvent.create(kind, f"officer:{nation}", body), key)
+
+
+def inject_journal(state: Any, nation: str, kind: str, actor: str,
+                   body: dict[str, Any], key: Any) -> Any:
+    """Tamper with ``nation``'s custodian journal: insert an entry the log never
+    placed (``kind`` by ``actor``, signed with ``key``), as an attacker with
+    write access to its database could; return it."""
+    from orchestrator.nation.journal import Journal
+    from orchestrator.tlog.events import ZERO_HASH, CustodyEvent, SignedEntry
+
+    journal = Journal(state.nation_dir(nation) / "journal.db")
+    seq = 10**6 + len(journal.entries())
+    return journal.add(SignedEntry.create(seq, ZERO_HASH,
+                                          CustodyEvent.create(kind, actor, body), key))
+
+
+def restart_log(state: Any) -> None:
+    """Forget this process's log operator over ``state`` (as if its service
+    restarted): the next use re-reads its storage."""
+    from orchestrator.embedded import deployment
+
+    with deployment._LOCK:
+        deployment._LOGS.pop(state.log_dir.resolve(), None)
+
+
+def tamper_log(state: Any, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Run SQL on the log operator's storage (an operator editing its own
+    database), then restart it."""
+    import sqlite3
+
+    db = sqlite3.connect(state.custody_db)
+    try:
+        for name in ("entries_job_id", "entries_model_id", "entries_dataset_id"):
+            db.execute(f"DROP INDEX IF EXISTS {name}")
+        for sql, params in statements:
+            db.execute(sql, params)
+        db.commit()
+    finally:
+        db.close()
+    restart_log(state)

@@ -22,7 +22,6 @@ hands the tasks their URLs and CA certificates.
 from __future__ import annotations
 
 import json
-
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager

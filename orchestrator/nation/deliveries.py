@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.errors import ConfigError, IntegrityError, NotFound
+from orchestrator.errors import AlreadyExists, ConfigError, IntegrityError, NotFound
 from orchestrator.labels import Classification
 from orchestrator.nation.approvals import cancel_pending
 from orchestrator.nation.context import CustodianContext
@@ -96,6 +96,7 @@ def _accept_agreement_event(ctx: CustodianContext, signed: SignedEvent) -> Signe
     if statement["agreement_id"] != agreement_id:
         raise IntegrityError("the event does not match the statement it carries")
     with ctx.lock():
+        _refuse_repeat(ctx, signed, nation)
         before = {(s.agreement.id, s.agreement.version): s.status
                   for s in ctx.standings()}
         entry = ctx.submit(signed)
@@ -118,6 +119,25 @@ def _accept_agreement_event(ctx: CustodianContext, signed: SignedEvent) -> Signe
                 cancel_pending(ctx, agreement_id=aid,
                                reason=f"agreement {aid} terminated")
         return entry
+
+
+def _refuse_repeat(ctx: CustodianContext, signed: SignedEvent, nation: str) -> None:
+    """Refuse a second signature of one version, or a second termination, by
+    the same nation's officer (the same event delivered again is not refused:
+    :meth:`CustodianContext.submit` returns its entry)."""
+    event = signed.event
+    for entry in ctx.journal.find(event.kind, agreement_id=event.body["agreement_id"]):
+        if entry.event.event_id == event.event_id:
+            return
+        body = entry.event.body
+        if body.get("statement", {}).get("nation") != nation:
+            continue
+        if event.kind == "agreement.terminated":
+            raise AlreadyExists(f"{nation} officer has already terminated agreement "
+                                f"{event.body['agreement_id']}")
+        if body.get("version") == event.body.get("version"):
+            raise AlreadyExists(f"{nation} officer has already signed agreement "
+                                f"{event.body['agreement_id']} v{body.get('version')}")
 
 
 def accept(ctx: CustodianContext, signed: SignedEvent) -> SignedEntry:

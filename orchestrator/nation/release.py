@@ -63,7 +63,8 @@ def verify_evidence(ctx: CustodianContext, evidence: Evidence, *, job_id: str,
                     measurement: str, attempt_id: str,
                     accreditation: Accreditation) -> AttestationResult:
     """Check ``evidence`` against the accredited site key and binding, consume
-    its nonce, and check its TEE kind is one the accreditation accepts.
+    its nonce, and check its TEE kind (the CPU TEE, with or without confidential
+    GPUs) is one the accreditation accepts.
 
     Raises
     ------
@@ -76,7 +77,8 @@ def verify_evidence(ctx: CustodianContext, evidence: Evidence, *, job_id: str,
         code_measurement=measurement,
         site_public_key=accreditation.site_public_key), now)
     ctx.nonces.consume(evidence.nonce, now)
-    if result.tee_mode not in accreditation.tee_kinds:
+    # The CPU TEE is what is accredited; "+gpu_cc" adds confidential GPUs to it.
+    if result.tee_mode.split("+", 1)[0] not in accreditation.tee_kinds:
         raise AttestationError(
             f"evidence of TEE kind {result.tee_mode!r} is not accredited for site "
             f"{accreditation.site} by {ctx.code} (accredited: "

@@ -73,15 +73,15 @@ def deliver(connect: Connector, nations: Sequence[str],
     return entry
 
 
-def _parties(connect: Connector, officer: OfficerState,
-             agreement_id: str) -> tuple[list[str], dict[str, Any]]:
+def _parties(connect: Connector, officer: OfficerState, agreement_id: str,
+             field: str = "AGREEMENT") -> tuple[list[str], dict[str, Any]]:
     """The parties and standing of ``agreement_id`` as the officer's own
     custodian holds it (the latest version, or ``version``)."""
     standings = [s for s in connect(officer.nation).standings()
                  if s["agreement_id"] == agreement_id]
     if not standings:
         raise ConfigError(f"the {officer.nation} custodian holds no agreement "
-                          f"{agreement_id!r}", field="AGREEMENT")
+                          f"{agreement_id!r}", field=field)
     return [str(p) for p in standings[-1]["parties"]], standings[-1]
 
 
@@ -196,7 +196,7 @@ def acknowledge(officer: OfficerState, connect: Connector, notification: dict[st
         This officer's nation is not a party to the notification's agreement.
     """
     agreement_id = str(notification["agreement_id"])
-    parties, _ = _parties(connect, officer, agreement_id)
+    parties, _ = _parties(connect, officer, agreement_id, field="--as")
     if officer.nation not in parties:
         raise ConfigError(f"{officer.nation} is not a party to {agreement_id}",
                           field="--as")

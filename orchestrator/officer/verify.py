@@ -8,11 +8,12 @@ checkpoint, kept in the officer's directory:
 (0) load the officer's trusted checkpoint (none: the first verification);
 (1) verify the latest checkpoint's log signature with the pinned log key and the
     cosignatures of every nation in the quorum with the pinned witness keys;
-(2) fetch every entry through the entry bundles, rebuild the RFC 9162 tree and
-    check its root is the checkpoint's;
+(2) fetch every entry through the entry bundles;
 (3) verify every entry: chain link, no replayed event id, and a signature by the
     key its actor enrolled in the log itself (each nation's custodian key must
-    be the witness key pinned for it), for a kind its role writes;
+    be the witness key pinned for it), for a kind its role writes (the first bad
+    entry is named); then rebuild the RFC 9162 tree and check its root is the
+    checkpoint's;
 (4) check the checkpoint extends the trusted one (rollback, fork and inconsistent
     pairs refused with both signed notes as evidence);
 (5) keep the checkpoint as the officer's new trusted one.
@@ -124,11 +125,7 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
         required=[log_v.name, *(witness_key_name(n) for n in required)],
         origin=log_v.name)
     cp = verified.checkpoint
-    leaves = list(log.leaves(0, cp.size))  # (2)
-    tree = MerkleTree([bytes.fromhex(leaf_hash(leaf)) for leaf in leaves])
-    if tree.root() != cp.root:
-        raise IntegrityError(f"the log's entries do not hash to its checkpoint root "
-                             f"at size {cp.size}", source="checkpoint")
+    leaves = list(log.leaves(0, cp.size))  # (2), checked after (3) names damage
     pinned = {f"custodian:{n}": w.public_key for n, w in witnesses.items()}
     checker = EnrollingVerifier(pinned, source="custody log")  # (3)
     for index, leaf in enumerate(leaves):
@@ -139,6 +136,10 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
                                           index=index) from exc
         checker.check(entry)
     report = checker.finish(cp.size, None)
+    tree = MerkleTree([bytes.fromhex(leaf_hash(leaf)) for leaf in leaves])
+    if tree.root() != cp.root:
+        raise IntegrityError(f"the log's entries do not hash to its checkpoint root "
+                             f"at size {cp.size}", source="checkpoint")
     if trusted is not None:  # (4)
         proof = (tree.consistency_proof(trusted.size, cp.size)
                  if 0 < trusted.size < cp.size else [])

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import ROOT, Sovereign, World, make_world
-
 from orchestrator.approvals import approval_requests
+from testkit import ROOT, Sovereign, World, custodian_of, make_world
+
 from orchestrator.errors import DecisionPending
-from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.release import JobRequest
 from orchestrator.timeutil import parse_rfc3339
 
@@ -31,7 +30,7 @@ MEASUREMENT = "sha256:" + "ab" * 32
 def _pending_request(world: World, job_id: str = "job-review") -> str:
     """Leave a case-by-case request pending (in-process AUS custodian)."""
     with pytest.raises(DecisionPending):
-        LocalCustodian(world.state, "AUS").decide(JobRequest(
+        custodian_of(world.state, "AUS").decide(JobRequest(
             job_id, world.dataset_id, world.site, "quantum-sensing", 0.5, MEASUREMENT))
     (request,) = approval_requests(world.state)
     return request.request_id
@@ -104,7 +103,7 @@ def test_notifications_list_and_ack(tmp_path: Path) -> None:
         anchor, anchor + "hold_until_acknowledged = true\n"))
     world = make_world(tmp_path, agreement=hold)
     with pytest.raises(DecisionPending) as held:
-        LocalCustodian(world.state, "AUS").decide(JobRequest(
+        custodian_of(world.state, "AUS").decide(JobRequest(
             "job-big", world.dataset_id, world.site, "undersea-autonomy", 900.0,
             MEASUREMENT))
     assert held.value.outcome == "held"

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from testkit import World, attested_release, make_world, officer_key, register_job
-
 from orchestrator.approvals import (
     approval_requests,
     approval_statement,
@@ -24,12 +22,20 @@ from orchestrator.approvals import (
     record_decision,
     request_id_for,
 )
+from orchestrator.nation.client import HttpCustodian
+from orchestrator.nation.directory import NationEntry, register_nation
+from testkit import (
+    World,
+    attested_release,
+    custodian_of,
+    make_world,
+    officer_key,
+    register_job,
+)
+
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import DecisionPending, PolicyDenied
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.client import HttpCustodian
-from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.nation.directory import NationEntry, register_nation
 from orchestrator.nation.pki import DEFAULT_SERVER_HOSTS, NationPki, init_pki
 from orchestrator.nation.service import ServiceProcess
 from orchestrator.protocol.release import JobRequest
@@ -89,7 +95,7 @@ def test_replay_after_a_service_restart_is_refused(world: World) -> None:
     # A replay: the used approval's id re-issued for job-2's request.
     other = _job(world, "job-2")
     with pytest.raises(DecisionPending):
-        LocalCustodian(world.state, "AUS").decide(other)
+        custodian_of(world.state, "AUS").decide(other)
     rid2 = request_id_for("job-2", "AUS", world.site)
     pending = next(r for r in approval_requests(world.state) if r.request_id == rid2)
     statement = {**approval_statement(pending, decision="approve", nation="AUS",

@@ -21,9 +21,9 @@ import torch
 from testkit import ROOT, SONAR, Sovereign
 
 from orchestrator.canonical import b64d
+from orchestrator.embedded.layout import StateDir
 from orchestrator.nation.identity import NationKeys
 from orchestrator.submit.registry import Registry
-from orchestrator.embedded.layout import StateDir
 
 pytestmark = pytest.mark.slow
 

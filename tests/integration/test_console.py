@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
+from orchestrator.approvals import approval_requests, request_approval, request_id_for
 from testkit import ROOT, World, make_world
 
-from orchestrator.approvals import approval_requests, request_approval, request_id_for
 from orchestrator.canonical import b64d, sha256_hex
 from orchestrator.crypto import load_private_key
 from orchestrator.log.store import CustodyLog

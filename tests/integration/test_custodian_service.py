@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, Sovereign, World, make_world, register_job
+from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
+from testkit import ROOT, Sovereign, World, custodian_of, make_world, register_job
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import (
@@ -32,13 +33,12 @@ from orchestrator.crypto import (
 from orchestrator.embedded import custodian_connector
 from orchestrator.errors import AttestationError, DecisionPending, PolicyDenied
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.pki import NationPki
 from orchestrator.nation.service import ServiceProcess, free_port
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
-from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.submit.registry import Registry
 
 MEASUREMENT = "sha256:" + "ab" * 32
 
@@ -175,7 +175,7 @@ def test_connector_picks_http_for_registered_nations(served: Served) -> None:
 
 def test_refusals_keep_their_class_and_reasons(served: Served) -> None:
     world = served.world
-    local = LocalCustodian(world.state, "AUS")
+    local = custodian_of(world.state, "AUS")
     review = JobRequest(
         "job-review", world.dataset_id, world.site, "quantum-sensing", 0.5, MEASUREMENT
     )

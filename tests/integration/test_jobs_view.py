@@ -24,9 +24,9 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 
 def test_jobs_view_and_monitoring_db(tmp_path: Path) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import TaskState
     from orchestrator.submit.registration import register_site
+    from orchestrator.submit.registry import Registry
 
     world = make_world(tmp_path)  # registers "local" (no monitoring)
     watched = tmp_path / "watched.toml"

@@ -41,10 +41,10 @@ def _two_rank_workflow(root: Path) -> Path:
 
 def run_two_ranks(root: Path, site_config: str, site: str) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import job_view
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site
+    from orchestrator.submit.registry import Registry
 
     world = make_world(root)
     register_site(world.state, ROOT / "site_configs" / site_config)

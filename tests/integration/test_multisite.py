@@ -25,10 +25,10 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 
 def test_folds_shared_between_local_and_slurm(slurm_cluster: Path) -> None:
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.registry import Registry
     from orchestrator.submit.jobs import job_view
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site
+    from orchestrator.submit.registry import Registry
 
     world = make_world(slurm_cluster / "multi")
     register_site(world.state, ROOT / "site_configs" / "local-slurm.toml")

@@ -25,8 +25,8 @@ import pytest
 import torch
 from testkit import ROOT, SONAR, Sovereign
 
-from orchestrator.log.store import CustodyLog
 from orchestrator.embedded.layout import StateDir
+from orchestrator.log.store import CustodyLog
 
 pytestmark = pytest.mark.slow
 

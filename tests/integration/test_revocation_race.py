@@ -12,12 +12,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from testkit import ROOT, make_world, register_job
+from testkit import ROOT, custodian_of, make_world, register_job
 
 from orchestrator.crypto import RecipientKey, load_private_key
 from orchestrator.errors import PolicyDenied
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.agreements import load_agreement
 from orchestrator.protocol.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
@@ -33,7 +32,7 @@ def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
     register_job(world, "job-r", admit=("AUS",))
     site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
     attester = SoftwareAttester(world.site, site_key)
-    setup = LocalCustodian(world.state, "AUS")
+    setup = custodian_of(world.state, "AUS")
     key = RecipientKey.generate()
     requests = [
         ReleaseRequest(
@@ -49,7 +48,7 @@ def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
 
     def release(request: ReleaseRequest) -> str:
         try:
-            LocalCustodian(world.state, "AUS").release_key(request)
+            custodian_of(world.state, "AUS").release_key(request)
         except PolicyDenied:
             return "denied"
         released.release()

@@ -23,10 +23,10 @@ from testkit import CliResult, Sovereign
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import combine_dek_shares
+from orchestrator.embedded.layout import StateDir
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.identity import NationKeys
 from orchestrator.submit.registry import Registry
-from orchestrator.embedded.layout import StateDir
 
 pytestmark = pytest.mark.slow
 

@@ -385,11 +385,12 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
 ) -> None:
     """Issue 4's done-means: the AUS custodian runs as a separate mTLS service whose
     KEK lives in the SoftHSM token; the Parsl workers reach it only over HTTPS."""
-    from orchestrator.log.store import CustodyLog
     from orchestrator.nation.client import HttpCustodian
+
+    from orchestrator.embedded.layout import StateDir
+    from orchestrator.log.store import CustodyLog
     from orchestrator.nation.pki import NationPki
     from orchestrator.nation.service import ServiceProcess
-    from orchestrator.embedded.layout import StateDir
 
     state = StateDir(tmp_path / "state")
     cli = Sovereign(state.root)

@@ -24,30 +24,29 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, SONAR, CliResult, Sovereign
-
-from orchestrator.canonical import b64d, b64e, digest_of
-from orchestrator.crypto import load_private_key, new_dek, seal_bytes
-from orchestrator.errors import AlreadyExists, NotFound, PolicyDenied
-from orchestrator.labels import Label
-from orchestrator.log.selfcheck import verify_log
-from orchestrator.log.store import CustodyLog
-from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.nation.identity import NationKeys, init_nation
-from orchestrator.officer import trusted_keys
-from orchestrator.policy.transfer import TransferDecision
-from orchestrator.protocol.statements import SignedStatement, sign_statement
-from orchestrator.protocol.transfer import TransferDenied, TransferRequest
-from orchestrator.submit.registry import Registry, SealedObjectRecord
-from orchestrator.embedded.layout import StateDir
-from orchestrator.submit.registration import add_agreement
-from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.transfer import (
     consent_to_transfer,
     receive_model,
     transfer_history,
     transfer_model,
 )
+from testkit import ROOT, SONAR, CliResult, Sovereign, custodian_of
+
+from orchestrator.canonical import b64d, b64e, digest_of
+from orchestrator.crypto import load_private_key, new_dek, seal_bytes
+from orchestrator.embedded.layout import StateDir
+from orchestrator.errors import AlreadyExists, NotFound, PolicyDenied
+from orchestrator.labels import Label
+from orchestrator.log.selfcheck import verify_log
+from orchestrator.log.store import CustodyLog
+from orchestrator.nation.identity import NationKeys, init_nation
+from orchestrator.officer import trusted_keys
+from orchestrator.policy.transfer import TransferDecision
+from orchestrator.protocol.statements import SignedStatement, sign_statement
+from orchestrator.protocol.transfer import TransferDenied, TransferRequest
+from orchestrator.submit.registration import add_agreement
+from orchestrator.submit.registry import Registry, SealedObjectRecord
+from orchestrator.timeutil import rfc3339, system_clock
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +79,7 @@ tier = "pre-approved"
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A trained world: AUS, GBR, USA, NZL; AUS data (REL TO AUS, CAN, GBR, NZL,
     USA) trained at the USA-operated site under AUS-USA; AUS-NZL signed too."""
-    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.embedded import seal_dataset
     from orchestrator.submit.pipeline import submit
     from orchestrator.submit.registration import register_site
 
@@ -496,7 +495,7 @@ def test_recipient_custodian_refuses_keys_without_a_permit(world: World) -> None
     state, model_id = world
     _join_can(state)
     record = Registry(state.registry_db).model(model_id)
-    can = LocalCustodian(state, "CAN")
+    can = custodian_of(state, "CAN")
     forged = {"transfer_id": "xfer-forged", "model_id": model_id,
               "model_digest": record.sealed_digest, "recipient": "CAN",
               "end_use": "research", "exporter": "AUS",
@@ -506,7 +505,7 @@ def test_recipient_custodian_refuses_keys_without_a_permit(world: World) -> None
     assert CustodyLog(state.custody_db).find("transfer.denied",
                                              transfer_id="xfer-forged")
     with pytest.raises(PolicyDenied, match="is for CAN, not GBR"):
-        LocalCustodian(state, "GBR").import_model_key(forged)
+        custodian_of(state, "GBR").import_model_key(forged)
     # A real hand-over opens once; a replay of it is refused.
     consent_to_transfer(state, model_id, "AUS", recipient="CAN", end_use="research")
     from orchestrator.transfer import collect_consents
@@ -514,7 +513,7 @@ def test_recipient_custodian_refuses_keys_without_a_permit(world: World) -> None
     request = TransferRequest("xfer-direct", model_id, record.sealed_digest, "CAN",
                               "research", None, tuple(collect_consents(state,
                                                                        model_id)))
-    sealed = LocalCustodian(state, "AUS").export_model_key(request.to_json())
+    sealed = custodian_of(state, "AUS").export_model_key(request.to_json())
     dek = _model_dek(state, model_id)
     assert not any(f in json.dumps(sealed).encode() for f in _forms(dek))
     wrapped = can.import_model_key(sealed)

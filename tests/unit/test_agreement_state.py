@@ -1,10 +1,12 @@
 """Signed agreements: which version is in force, and what ends it.
 
-Real state directories (SQLite registry and custody log), real officer keys and
-Ed25519 signatures, real custodians; tampering is done on the stored custody-log
-leaves, as an attacker with write access to the database would. The pure
-:func:`~orchestrator.agreement_state.standings` is also checked exhaustively over
-small combinations of statements (and with hypothesis over larger ones).
+Real party directories (each custodian's own store and journal, the log), real
+officer keys and Ed25519 signatures, real custodians. Officers deliver their
+signed events to every party's custodian, which refuses any not signed by the
+officer key it pinned; tampering is done on a custodian's stored journal
+leaves, as an attacker with write access to its database would. The pure
+:func:`~orchestrator.policy.standing.standings` is also checked exhaustively
+over small combinations of statements (and with hypothesis over larger ones).
 """
 
 from __future__ import annotations
@@ -23,38 +25,38 @@ from testkit import (
     ROOT,
     World,
     attested_release,
-    edit_entry_body,
+    custodian_of,
+    edit_journal_body,
     make_world,
+    officer_event,
     officer_key,
     register_job,
 )
 
-from orchestrator.agreement_state import (
-    AgreementStatus,
-    Standing,
-    effective_agreements,
-    load_standings,
-    standings,
-)
-from orchestrator.approvals import approval_requests
 from orchestrator.crypto import SigningKey
+from orchestrator.embedded import (
+    add_agreement,
+    approval_requests,
+    sign_agreement,
+    terminate_agreement,
+)
 from orchestrator.errors import (
     AlreadyExists,
     ConfigError,
     DecisionPending,
+    IntegrityError,
     PolicyDenied,
 )
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.policy.standing import (
+    AgreementStatus,
+    Standing,
+    effective_in,
+    standings,
+)
 from orchestrator.protocol.agreements import Agreement, load_agreement
 from orchestrator.protocol.release import JobRequest
 from orchestrator.protocol.statements import SignedStatement, sign_statement
-from orchestrator.submit.registration import (
-    add_agreement,
-    sign_agreement,
-    terminate_agreement,
-)
-from orchestrator.tlog.events import CustodyEvent
 
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"
 GBR_USA = ROOT / "agreements" / "gbr-usa.toml"
@@ -82,8 +84,17 @@ def _bare_world(tmp_path: Path) -> World:
     return make_world(tmp_path, agreement=GBR_USA)
 
 
-def _standing(world: World, version: int = 1) -> Standing:
-    return next(s for s in load_standings(world.state)
+def load_standings(world: World, nation: str = "AUS") -> list[Standing]:
+    """The standings as ``nation``'s custodian holds them."""
+    return list(custodian_of(world.state, nation).ctx.standings())
+
+
+def effective_agreements(world: World, nation: str = "AUS") -> Any:
+    return effective_in(load_standings(world, nation))
+
+
+def _standing(world: World, version: int = 1, nation: str = "AUS") -> Standing:
+    return next(s for s in load_standings(world, nation)
                 if s.agreement.id == AID and s.agreement.version == version)
 
 
@@ -96,14 +107,15 @@ def _request(world: World, job_id: str, area: str = "undersea-autonomy"
     return JobRequest(job_id, world.dataset_id, world.site, area, 0.5, MEASUREMENT)
 
 
-def _append_signature(world: World, statement: dict[str, Any],
-                      key: SigningKey, actor: str) -> None:
-    """Log ``agreement.signed`` as sign_agreement does, with any statement/key."""
+def _deliver_signature(world: World, statement: dict[str, Any],
+                       key: SigningKey, nation: str, to: str = "AUS") -> None:
+    """Deliver ``agreement.signed`` as ``nation``'s officer to ``to``'s custodian
+    (as sign_agreement does), with any statement and key."""
     signed = sign_statement(statement, key)
-    CustodyLog(world.state.custody_db).append(CustodyEvent.create(
-        "agreement.signed", actor,
+    custodian_of(world.state, to).accept(officer_event(
+        "agreement.signed", nation,
         {"agreement_id": statement["agreement_id"],
-         "version": statement["version"], **signed.to_json()}), key)
+         "version": statement["version"], **signed.to_json()}, key))
 
 
 # -- signatures ------------------------------------------------------------------------
@@ -113,10 +125,10 @@ def test_not_effective_until_every_party_signs(tmp_path: Path) -> None:
     standing = _standing(world)
     assert standing.status is AgreementStatus.AWAITING_SIGNATURES
     assert standing.signed_by == ("AUS",) and standing.missing == ("USA",)
-    effective, ended = effective_agreements(world.state)
+    effective, ended = effective_agreements(world)
     assert AID not in {a.id for a in effective}
     assert "awaits the signature of USA" in ended[AID]
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(PolicyDenied) as denied:
         aus.decide(_request(world, "job-early"))
     assert not isinstance(denied.value, DecisionPending)
@@ -127,7 +139,12 @@ def test_not_effective_until_every_party_signs(tmp_path: Path) -> None:
     after = sign_agreement(world.state, AID, "USA")
     assert after.status is AgreementStatus.EFFECTIVE
     assert after.signed_by == ("AUS", "USA")
-    assert _kinds(world)[-2:] == ["agreement.signed", "agreement.effective"]
+    assert _kinds(world)[-3:] == ["agreement.signed", "agreement.effective",
+                                  "agreement.effective"]
+    effective_by = {e.event.actor for e in CustodyLog(world.state.custody_db).find(
+        "agreement.effective", agreement_id=AID)}
+    assert effective_by == {"custodian:AUS", "custodian:USA"}  # each party's own view
+    assert _standing(world, nation="USA").status is AgreementStatus.EFFECTIVE
     assert aus.decide(_request(world, "job-late"))["outcome"] == "permit"
     with pytest.raises(AlreadyExists):
         sign_agreement(world.state, AID, "USA")
@@ -142,16 +159,16 @@ def test_signature_over_another_versions_digest_does_not_count(
     v2 = add_agreement(world.state, _variant(tmp_path, "v2.toml", extra="version = 2\n",
                                              quantum="pre-approved"), sign_as=["AUS"])
     # The USA officer's signature claims version 2 but covers version 1's digest.
-    _append_signature(world, {
+    _deliver_signature(world, {
         "type": "agreement-signature/v1", "nation": "USA", "issued_at": ISSUED,
         "agreement_id": AID, "version": 2, "digest": v1.digest()},
-        officer_key(world, "USA"), "officer:USA")
+        officer_key(world, "USA"), "USA")
     assert _standing(world, 2).status is AgreementStatus.AWAITING_SIGNATURES
     assert _standing(world, 2).missing == ("USA",)
     assert _standing(world, 1).status is AgreementStatus.EFFECTIVE
     # v1 stays in force: quantum-sensing is still case-by-case.
     with pytest.raises(DecisionPending):
-        LocalCustodian(world.state, "AUS").decide(
+        custodian_of(world.state, "AUS").decide(
             _request(world, "job-q", "quantum-sensing"))
     # The same, in the pure function: v2's digest under version 1 counts for
     # neither.
@@ -169,11 +186,10 @@ def test_altered_signature_in_the_log_is_ignored_and_reported(
         tmp_path: Path, field: str) -> None:
     world = _bare_world(tmp_path)
     add_agreement(world.state, AUS_USA, sign_as=["AUS", "USA"])
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     assert aus.decide(_request(world, "job-before"))["outcome"] == "permit"
-    usa = next(e for e in CustodyLog(world.state.custody_db).find(
-        "agreement.signed", agreement_id=AID)
-        if e.event.body["statement"]["nation"] == "USA")
+    usa = next(e for e in aus.ctx.journal.find("agreement.signed", agreement_id=AID)
+               if e.event.body["statement"]["nation"] == "USA")
 
     def alter(body: dict[str, Any]) -> None:
         statement = body["statement"]
@@ -181,7 +197,7 @@ def test_altered_signature_in_the_log_is_ignored_and_reported(
                             "issued_at": "2020-01-01T00:00:00.000000Z",
                             "version": 7}[field]
 
-    edit_entry_body(world, usa.seq, alter)
+    edit_journal_body(world.state, "AUS", usa.seq, alter)
     standing = _standing(world)
     assert standing.status is AgreementStatus.AWAITING_SIGNATURES
     assert standing.missing == ("USA",)
@@ -191,26 +207,27 @@ def test_altered_signature_in_the_log_is_ignored_and_reported(
     assert any("awaits the signature of USA" in r for r in denied.value.reasons)
 
 
-def test_signature_by_a_foreign_officer_key_is_ignored_and_reported(
+def test_signature_by_a_foreign_officer_key_is_refused_at_delivery(
         tmp_path: Path) -> None:
     world = _bare_world(tmp_path)
     agreement = add_agreement(world.state, AUS_USA, sign_as=["AUS"])
     statement = {"type": "agreement-signature/v1", "nation": "USA",
                  "issued_at": ISSUED, "agreement_id": AID, "version": 1,
                  "digest": agreement.digest()}
-    _append_signature(world, statement, officer_key(world, "GBR"), "officer:USA")
-    _append_signature(world, statement, SigningKey.generate(), "officer:USA")
+    entries = len(list(CustodyLog(world.state.custody_db).entries()))
+    for key in (officer_key(world, "GBR"), SigningKey.generate()):
+        with pytest.raises(IntegrityError, match="pinned USA officer key"):
+            _deliver_signature(world, statement, key, "USA")
     # A non-party's own valid signature never completes it either.
-    _append_signature(world, {**statement, "nation": "GBR"}, officer_key(world, "GBR"),
-                      "officer:GBR")
+    with pytest.raises(IntegrityError, match="not a party"):
+        _deliver_signature(world, {**statement, "nation": "GBR"},
+                           officer_key(world, "GBR"), "GBR")
+    assert len(list(CustodyLog(world.state.custody_db).entries())) == entries
     standing = _standing(world)
     assert standing.status is AgreementStatus.AWAITING_SIGNATURES
-    assert standing.signed_by == ("AUS",)
-    foreign = [p for p in standing.problems
-               if "is not the registered USA officer key" in p]
-    assert len(foreign) == 2, standing.problems
+    assert standing.signed_by == ("AUS",) and standing.problems == ()
     with pytest.raises(PolicyDenied) as denied:
-        LocalCustodian(world.state, "AUS").decide(_request(world, "job-1"))
+        custodian_of(world.state, "AUS").decide(_request(world, "job-1"))
     assert any("awaits the signature of USA" in r for r in denied.value.reasons)
 
 
@@ -219,21 +236,28 @@ def test_problems_are_reported_only_for_the_agreement_they_name(
     world = _bare_world(tmp_path)
     add_agreement(world.state, AUS_USA, sign_as=["AUS", "USA"])
     other = load_agreement(GBR_USA)
-    _append_signature(world, {
-        "type": "agreement-signature/v1", "nation": "USA", "issued_at": ISSUED,
-        "agreement_id": other.id, "version": 1, "digest": other.digest()},
-        officer_key(world, "AUS"), "officer:USA")
-    by_id = {s.agreement.id: s for s in load_standings(world.state)}
+    usa = custodian_of(world.state, "USA")
+    # Tamper with the USA custodian's copy of the GBR officer's signature on
+    # GBR-USA: only that agreement reports a problem.
+    gbr = next(e for e in usa.ctx.journal.find("agreement.signed",
+                                               agreement_id=other.id)
+               if e.event.body["statement"]["nation"] == "GBR")
+
+    def alter(body: dict[str, Any]) -> None:
+        body["statement"]["issued_at"] = "2020-01-01T00:00:00.000000Z"
+
+    edit_journal_body(world.state, "USA", gbr.seq, alter)
+    by_id = {s.agreement.id: s for s in load_standings(world, "USA")}
     assert by_id[AID].problems == ()
     assert len(by_id[other.id].problems) == 1
-    assert by_id[other.id].status is AgreementStatus.EFFECTIVE  # its own sigs hold
+    assert by_id[other.id].status is AgreementStatus.AWAITING_SIGNATURES
 
 
 # -- versions --------------------------------------------------------------------------
 def test_version_2_supersedes_version_1_once_fully_signed(tmp_path: Path) -> None:
     world = _bare_world(tmp_path)
     add_agreement(world.state, AUS_USA, sign_as=["AUS", "USA"])
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(DecisionPending):
         aus.decide(_request(world, "job-v1", "quantum-sensing"))
     v2_file = _variant(tmp_path, "v2.toml", extra="version = 2\n",
@@ -249,15 +273,18 @@ def test_version_2_supersedes_version_1_once_fully_signed(tmp_path: Path) -> Non
     assert now.status is AgreementStatus.EFFECTIVE
     assert _standing(world, 1).status is AgreementStatus.SUPERSEDED
     assert "superseded by v2" in _standing(world, 1).detail
-    superseded = CustodyLog(world.state.custody_db).find("agreement.superseded")
+    superseded = CustodyLog(world.state.custody_db).find("agreement.superseded",
+                                                         nation="AUS")
     assert [(e.event.body["version"], e.event.body["superseded_by"])
             for e in superseded] == [(1, 2)]
-    assert _kinds(world)[-3:] == ["agreement.signed", "agreement.effective",
-                                  "agreement.superseded"]
+    last = _kinds(world)[-5:]  # the signature, then what AUS and USA each saw
+    assert last[0] == "agreement.signed"
+    assert sorted(last[1:]) == (["agreement.effective"] * 2
+                                + ["agreement.superseded"] * 2)
     decision = aus.decide(_request(world, "job-v2", "quantum-sensing"))
     assert decision["outcome"] == "permit"
     assert any("pre-approved" in r["detail"] for r in decision["reasons"])
-    effective, _ = effective_agreements(world.state)
+    effective, _ = effective_agreements(world)
     assert [(a.id, a.version) for a in effective if a.id == AID] == [(AID, 2)]
 
 
@@ -273,7 +300,7 @@ def test_adding_a_lower_or_same_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AlreadyExists):
         add_agreement(world.state, _variant(tmp_path, "v3b.toml",
                                             extra="version = 3\n"))
-    assert [s.agreement.version for s in load_standings(world.state)
+    assert [s.agreement.version for s in load_standings(world)
             if s.agreement.id == AID] == [3]
 
 
@@ -281,7 +308,7 @@ def test_adding_a_lower_or_same_version_is_refused(tmp_path: Path) -> None:
 def test_any_party_termination_ends_it_at_once(tmp_path: Path) -> None:
     world = make_world(tmp_path)  # AUS-USA signed by both (any-party)
     register_job(world, "job-run")
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     assert aus.decide(_request(world, "job-run"))["outcome"] == "permit"
     with pytest.raises(DecisionPending):
         aus.decide(_request(world, "job-review", "quantum-sensing"))
@@ -318,7 +345,7 @@ def test_all_parties_termination_needs_every_party(tmp_path: Path) -> None:
     add_agreement(world.state, _variant(tmp_path, "all.toml",
                                         extra='termination = "all-parties"\n'),
                   sign_as=["AUS", "USA"])
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(DecisionPending):
         aus.decide(_request(world, "job-review", "quantum-sensing"))
 
@@ -337,18 +364,19 @@ def test_all_parties_termination_needs_every_party(tmp_path: Path) -> None:
     assert any("terminated by" in r for r in denied.value.reasons)
 
 
-def test_forged_termination_is_ignored(tmp_path: Path) -> None:
+def test_forged_termination_is_refused(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     forged = sign_statement({"type": "agreement-termination/v1", "nation": "USA",
                              "issued_at": ISSUED, "agreement_id": AID,
                              "reason": "forged"}, officer_key(world, "GBR"))
-    CustodyLog(world.state.custody_db).append(CustodyEvent.create(
-        "agreement.terminated", "officer:USA",
-        {"agreement_id": AID, **forged.to_json()}), officer_key(world, "GBR"))
+    for to in ("AUS", "USA"):
+        with pytest.raises(IntegrityError, match="pinned USA officer key"):
+            custodian_of(world.state, to).accept(officer_event(
+                "agreement.terminated", "USA",
+                {"agreement_id": AID, **forged.to_json()}, officer_key(world, "GBR")))
     standing = _standing(world)
-    assert standing.status is AgreementStatus.EFFECTIVE
-    assert any("not the registered USA officer key" in p for p in standing.problems)
-    assert LocalCustodian(world.state, "AUS").decide(
+    assert standing.status is AgreementStatus.EFFECTIVE and standing.problems == ()
+    assert custodian_of(world.state, "AUS").decide(
         _request(world, "job-1"))["outcome"] == "permit"
 
 

@@ -16,28 +16,26 @@ from testkit import (
     ROOT,
     World,
     attested_release,
-    edit_entry_body,
+    custodian_of,
+    edit_journal_body,
     make_world,
+    officer_event,
     officer_key,
     register_job,
 )
 
-from orchestrator.allocation import (
-    acknowledge,
-    notification_id_for,
-    notifications,
-    quarter_usage,
-)
 from orchestrator.canonical import digest_of
-from orchestrator.errors import ConfigError, DecisionPending, NotFound
+from orchestrator.embedded import Deployment, acknowledge, notifications
+from orchestrator.errors import ConfigError, DecisionPending, IntegrityError, NotFound
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
+from orchestrator.nation.usage import notification_id_for, quarter_usage
 from orchestrator.protocol.agreements import quarter_of
 from orchestrator.protocol.release import JobRequest
 from orchestrator.protocol.statements import sign_statement
-from orchestrator.submit.registration import ORCHESTRATOR_ACTOR, orchestrator_signer
+from orchestrator.submit.context import ORCHESTRATOR_ACTOR
 from orchestrator.timeutil import system_clock
-from orchestrator.tlog.events import CustodyEvent, SignedEntry
+from orchestrator.tlog.events import SignedEntry
 
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"
 AID = "AUS-USA-SONAR-2026"
@@ -64,13 +62,15 @@ def _found(world: World, kind: str, **match: str) -> list[SignedEntry]:
     return CustodyLog(world.state.custody_db).find(kind, **match)
 
 
-def _used(world: World, gpu_hours: float, quarter: str) -> None:
-    """Log a finished job's ``allocation.recorded`` as the pipeline does."""
-    CustodyLog(world.state.custody_db).append(CustodyEvent.create(
-        "allocation.recorded", ORCHESTRATOR_ACTOR,
-        {"job_id": f"job-earlier-{quarter}", "gpu_hours": gpu_hours,
-         "quarter": quarter, "agreement_ids": [AID], "tasks": 1}),
-        orchestrator_signer(world.state))
+def _used(world: World, gpu_hours: float, quarter: str, n: int = 0) -> None:
+    """An earlier job AUS admitted finished: the orchestrator logs its
+    ``allocation.recorded`` and reports it to AUS, as the pipeline does."""
+    job_id = f"job-earlier-{quarter}-{n}"
+    register_job(world, job_id, AREA, 0.01, admit=("AUS",))
+    entry = Deployment(world.state).orchestrator().record("allocation.recorded", {
+        "job_id": job_id, "gpu_hours": gpu_hours, "quarter": quarter,
+        "agreement_ids": [AID], "tasks": 1})
+    custodian_of(world.state, "AUS").accept_allocation(entry.seq)
 
 
 def _held(world: World, custodian: LocalCustodian, request: JobRequest) -> str:
@@ -92,7 +92,7 @@ def _acked_by(world: World, nid: str) -> str | None:
 
 # -- thresholds ------------------------------------------------------------------------
 def test_per_request_threshold_notifies_the_oversight_body(world: World) -> None:
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     small = aus.decide(_job(world, "job-small", 500.0))  # at the threshold: no
     assert small["outcome"] == "permit" and small["notices"] == []
     assert _found(world, "notification.recorded") == []
@@ -117,11 +117,10 @@ def test_quarterly_threshold_counts_usage_in_the_same_quarter(tmp_path: Path) ->
     world = _world(tmp_path, "quarterly_threshold_gpu_hours = 100.0\n")
     quarter = quarter_of(system_clock().date())
     _used(world, 1000.0, "2020-Q1")  # another quarter: does not count
-    _used(world, 60.0, quarter)
-    _used(world, 30.0, quarter)
-    log = CustodyLog(world.state.custody_db)
-    assert quarter_usage(log, quarter) == {AID: 90.0}
-    aus = LocalCustodian(world.state, "AUS")
+    _used(world, 60.0, quarter, 1)
+    _used(world, 30.0, quarter, 2)
+    aus = custodian_of(world.state, "AUS")
+    assert quarter_usage(aus.ctx.journal, quarter) == {AID: 90.0}  # what AUS holds
     within = aus.decide(_job(world, "job-within", 10.0))  # 90 + 10 = 100: not above
     assert within["outcome"] == "permit" and within["notices"] == []
     crossing = aus.decide(_job(world, "job-crossing", 20.0))
@@ -139,7 +138,7 @@ def test_quarterly_threshold_counts_usage_in_the_same_quarter(tmp_path: Path) ->
 # -- holds and acknowledgements --------------------------------------------------------
 def test_hold_until_acknowledged_then_permit_and_release(tmp_path: Path) -> None:
     world = _world(tmp_path, "hold_until_acknowledged = true\n")
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     assert aus.decide(_job(world, "job-small", 1.0))["outcome"] == "permit"
     request = _job(world, "job-big", 900.0)
     nid = _held(world, aus, request)
@@ -171,27 +170,29 @@ def test_hold_until_acknowledged_then_permit_and_release(tmp_path: Path) -> None
 def test_forged_or_altered_acknowledgement_does_not_count(
         tmp_path: Path, forgery: str) -> None:
     world = _world(tmp_path, "hold_until_acknowledged = true\n")
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     request = _job(world, "job-big", 900.0)
     nid = _held(world, aus, request)
     if forgery == "altered":
         acknowledge(world.state, nid, "USA")
-        (ack,) = _found(world, "notification.acknowledged")
+        (ack,) = aus.ctx.journal.find("notification.acknowledged")
 
         def alter(body: dict[str, Any]) -> None:
             body["statement"]["issued_at"] = "2020-01-01T00:00:00.000000Z"
 
-        edit_entry_body(world, ack.seq, alter)
-    else:
-        nation = "USA" if forgery == "foreign-key" else "GBR"
-        gbr = officer_key(world, "GBR")
-        signed = sign_statement({"type": "notification-ack/v1", "nation": nation,
-                                 "issued_at": "2026-11-21T00:00:00.000000Z",
-                                 "notification_id": nid, "agreement_id": AID}, gbr)
-        CustodyLog(world.state.custody_db).append(CustodyEvent.create(
-            "notification.acknowledged", f"officer:{nation}",
+        edit_journal_body(world.state, "AUS", ack.seq, alter)
+        _held(world, aus, request)  # AUS's own copy no longer verifies: still held
+        return
+    nation = "USA" if forgery == "foreign-key" else "GBR"
+    gbr = officer_key(world, "GBR")
+    signed = sign_statement({"type": "notification-ack/v1", "nation": nation,
+                             "issued_at": "2026-11-21T00:00:00.000000Z",
+                             "notification_id": nid, "agreement_id": AID}, gbr)
+    with pytest.raises((IntegrityError, ConfigError)):
+        aus.accept(officer_event(
+            "notification.acknowledged", nation,
             {"notification_id": nid, "agreement_id": AID,
-             "oversight_body": OVERSIGHT, **signed.to_json()}), gbr)
+             "oversight_body": OVERSIGHT, **signed.to_json()}, gbr))
     _held(world, aus, request)  # the custodian still holds it
     assert _acked_by(world, nid) is None  # and officers are not told otherwise
     acknowledge(world.state, nid, "AUS")  # a genuine acknowledgement still can
@@ -203,8 +204,7 @@ def test_forged_or_altered_acknowledgement_does_not_count(
 @pytest.mark.slow
 def test_submitted_job_records_its_allocation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.submit.jobs import job_view
-    from orchestrator.submit.pipeline import submit
+    from orchestrator.embedded import job_view, submit
 
     monkeypatch.setenv(  # Parsl's workers are started from the virtualenv
         "PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
@@ -232,5 +232,5 @@ def test_submitted_job_records_its_allocation(
     assert allocation.event.actor == ORCHESTRATOR_ACTOR
     kinds = [e.event.kind for e in CustodyLog(world.state.custody_db).entries()]
     assert kinds.index("allocation.recorded") < kinds.index("job.completed")
-    assert quarter_usage(CustodyLog(world.state.custody_db), quarter) == {
-        AID: body["gpu_hours"]}
+    assert quarter_usage(custodian_of(world.state, "AUS").ctx.journal, quarter) == {
+        AID: body["gpu_hours"]}  # reported to AUS, the data owner

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +17,10 @@ from hypothesis import strategies as st
 from testkit import World, make_world
 
 from orchestrator.crypto import SigningKey
-from orchestrator.errors import IntegrityError, LedgerVerificationError, SovereignError
-from orchestrator.log.store import CustodyLog
-from orchestrator.officer import open_tlog, publish_checkpoint, verify_custody
+from orchestrator.embedded import Deployment, publish_checkpoint, verify_custody
 from orchestrator.embedded.layout import StateDir
-from orchestrator.submit.registration import orchestrator_signer
-from orchestrator.tlog.checkpoint import Checkpoint, sign
+from orchestrator.errors import IntegrityError, LedgerVerificationError, SovereignError
+from orchestrator.tlog.checkpoint import Checkpoint, parse_note, sign
 from orchestrator.tlog.events import CustodyEvent, SignedEntry
 from orchestrator.tlog.note import NoteSigner
 
@@ -84,15 +81,12 @@ def test_every_attack_is_detected(
     root = tmp_path_factory.mktemp("copy")
     shutil.copytree(base.state.root, root / "state")
     state = StateDir(root / "state")
-    log = CustodyLog(state.custody_db)
+    orchestrator = Deployment(state).orchestrator()
     for i in range(extra):
-        log.append(
-            CustodyEvent.create(
-                "agreement.added", "orchestrator", {"agreement_id": f"x-{i}"}
-            ),
-            orchestrator_signer(state),
-        )
+        orchestrator.record("agreement.added", {"agreement_id": f"x-{i}"})
     publish_checkpoint(state)
+    verify_custody(state, officer="AUS")  # the officer's trusted state, before
+    trusted = (state.officer_dir("AUS") / "checkpoint.json").read_bytes()
     db = sqlite3.connect(state.custody_db)
     leaves = [leaf for _, leaf in _rows(db)]
     n = len(leaves)
@@ -125,18 +119,17 @@ def test_every_attack_is_detected(
         _rewrite(db, [*leaves[:k], forged.leaf_bytes(), *leaves[k:]])
     else:
         expected_index = None
-        tree = open_tlog(state).tree()
-        note = sign(
-            Checkpoint(open_tlog(state).origin, tree.size, tree.root()),
-            NoteSigner(open_tlog(state).origin, SigningKey.generate()),
-        )
+        log = Deployment(state).log()
+        cp = parse_note(log.checkpoint()).checkpoint
+        note = sign(Checkpoint(cp.origin, cp.size, cp.root),
+                    NoteSigner(cp.origin, SigningKey.generate()))
         db.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, n))
     db.commit()
     db.close()
     with pytest.raises(SovereignError) as caught:
-        verify_custody(state)
+        verify_custody(state, officer="AUS")
     assert isinstance(caught.value, IntegrityError)
     if expected_index is not None:
         assert isinstance(caught.value, LedgerVerificationError)
         assert caught.value.index == expected_index, caught.value.diagnostics()
-    assert not (Path(state.root) / "officer-checkpoint.json").exists()
+    assert (state.officer_dir("AUS") / "checkpoint.json").read_bytes() == trusted

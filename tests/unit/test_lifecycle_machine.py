@@ -1,8 +1,9 @@
 """A stateful property test of the whole sovereignty lifecycle.
 
 A hypothesis :class:`RuleBasedStateMachine` drives one real embedded state
-directory per example (nations AUS, GBR and USA; the US-operated ``local`` site,
-accredited SECRET; SQLite registry and custody log; file KEKs) through the
+directory per example (nations AUS, GBR and USA, each custodian with its own
+store and journal; the US-operated ``local`` site, accredited SECRET by every
+nation; the custody log; file KEKs) through the
 lifecycle: seal datasets (AUS, GBR, USA, joint AUS+GBR and AUS+USA owners,
 several labels), add agreement versions (AUS-USA, GBR-USA, AUS-GBR; pre-approved,
 case-by-case and unlisted areas, oversight holds, with or without every
@@ -13,7 +14,9 @@ did not; proper attestation evidence, and replayed nonces), train (open the
 dataset from the released shares and have every owner wrap a model DEK), consent
 to and transfer models, rotate / rewrap / disable / enable KEKs, revoke and
 terminate agreements, and advance the custodians' clock (approval, consent and
-grant expiry).
+grant expiry). Every party acts as in the embedded default, except that the
+officers and the orchestrator reach the machine's own custodians, which run on
+the machine's clock.
 
 A plain-Python model of the agreements, approvals (with their rounds),
 notifications, KEKs and consents predicts the outcome of every decision, release,
@@ -24,7 +27,7 @@ it encodes:
   ``policy.decided`` of its own for the job, site and dataset, at any earlier
   point); any other release is refused (``key.denied``, "not admitted by the X
   custodian") before the evidence is verified, so its nonce is not consumed;
-* revoking an agreement, or terminating it once its clause is met, cancels the
+* terminating an agreement once its clause is met cancels the
   open requests under it (``approval.cancelled``): pending ones and approved,
   unused ones, expired or not;
 * approvals are bound to the agreement they were reviewed under: the officer's
@@ -38,7 +41,7 @@ it encodes:
   again. Decisions of earlier rounds no longer count, and the officer decides
   the new round (a round is decidable while pending, or approved but expired
   unused);
-  :func:`~orchestrator.approvals.approval_requests` reports the latest round;
+  :func:`~orchestrator.nation.approvals.approval_requests` reports the latest round;
 * a permit consumes an approval (``approval.used``, single use) only where it
   counted: a case-by-case area with a valid, unexpired approval for this request
   given under the agreement chosen now. A permit in a pre-approved area (or
@@ -62,14 +65,15 @@ After every step the invariants check the custody log itself:
     ``approval.used`` for the job by that owner in a round under that agreement;
 (b) no ``key.released``, permitting or pending ``policy.decided`` or permitting
     ``transfer.decided`` relies on an agreement that had not taken effect, or
-    whose revocation or (clause-satisfying) termination precedes it in the log;
+    whose (clause-satisfying) termination precedes it in the log;
 (c) every grant returned to the caller has its ``key.released`` entry at
     ``Grant.log_index`` (logged before the key left the custodian), and the log
     holds no release the caller did not get;
-(d) (in the rules) after a termination or revocation no decision or release
+(d) (in the rules) after a termination no decision or release
     relies on the agreement: they are refused or rely on another one;
-(e) the custody log verifies (chain, stored columns, signatures by trusted keys
-    for their actors);
+(e) the custody log verifies as an officer checks it (chain, signatures by
+    the keys the actors enrolled, each nation's custodian key the pinned one,
+    kinds each role may write);
 (f) an approval is used at most once, only after it was granted in the
     request's current round (never one of an earlier round, nor after the round
     was cancelled), and only right after a permitting ``policy.decided`` whose
@@ -80,7 +84,8 @@ After every step the invariants check the custody log itself:
     job, nor an altered one); a consent counts for at most one permitting
     ``transfer.decided`` (the permit spends it, even if the transfer then fails),
     and a transfer completes only after a permitting ``transfer.decided``;
-(g) ``approval_requests()`` lists exactly the model's requests, each with the
+(g) every custodian's ``approval_requests()`` lists exactly the model's requests, each
+with the
     status (``expired`` included) and agreement of its latest round.
 
 Officers' approvals are signed on the custodians' clock (controlled), so that
@@ -114,7 +119,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import hypothesis.strategies as st
 import pytest
@@ -126,11 +130,8 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from testkit import ROOT, SONAR
+from testkit import ROOT, SONAR, custodian_of
 
-from orchestrator.agreement_state import AgreementStatus, effective_agreements
-from orchestrator.allocation import acknowledge, notification_id_for
-from orchestrator.approvals import approval_requests, decide_request, request_id_for
 from orchestrator.canonical import b64d, b64e, digest_of, sha256_hex
 from orchestrator.crypto import (
     HpkeSuite,
@@ -143,37 +144,44 @@ from orchestrator.crypto import (
     open_bytes,
     seal_bytes,
 )
+from orchestrator.embedded import (
+    Deployment,
+    accredit_site,
+    acknowledge,
+    decide_request,
+    init_nation,
+    register_site,
+    seal_dataset,
+    terminate_agreement,
+)
+from orchestrator.embedded.layout import StateDir
 from orchestrator.errors import (
     AlreadyExists,
     AttestationError,
     ConfigError,
     DecisionPending,
-    LedgerVerificationError,
     PolicyDenied,
 )
 from orchestrator.labels import Label, derive_label
-from orchestrator.log.selfcheck import verify_log
 from orchestrator.log.store import CustodyLog
+from orchestrator.nation.approvals import approval_requests
 from orchestrator.nation.custodian import ATTEMPT_LEASE_S, LocalCustodian
-from orchestrator.nation.identity import init_nation
 from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
-from orchestrator.nation.steward import seal_dataset
-from orchestrator.officer import trusted_keys
+from orchestrator.nation.usage import notification_id_for
+from orchestrator.officer import statements as officer_statements
+from orchestrator.officer.trust import TrustConfig
+from orchestrator.policy.standing import AgreementStatus, effective_in
 from orchestrator.protocol.agreements import AccessTier, Agreement
+from orchestrator.protocol.approvals import request_id_for
 from orchestrator.protocol.release import Grant, JobRequest, ReleaseRequest, WrapRequest
+from orchestrator.protocol.statements import SignedStatement
 from orchestrator.protocol.transfer import TransferDenied
-from orchestrator.submit.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.site.attestation import SoftwareAttester
-from orchestrator.embedded.layout import StateDir
-from orchestrator.submit.registration import (
-    add_agreement,
-    register_site,
-    revoke_agreement,
-    sign_agreement,
-    terminate_agreement,
-)
+from orchestrator.submit import registration
+from orchestrator.submit import transfer as relay
+from orchestrator.submit.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.timeutil import parse_rfc3339, rfc3339
-from orchestrator.transfer import consent_to_transfer, transfer_model
+from orchestrator.tlog.verify import EnrollingVerifier
 
 MEASUREMENT = "sha256:" + "ab" * 32
 SITE = "local"
@@ -337,7 +345,8 @@ class ApprovalModel:
                 and self.expires_at <= now)
 
     def listed(self, now: datetime) -> str:
-        """The status :func:`~orchestrator.approvals.approval_requests` reports."""
+        """The status :func:`~orchestrator.nation.approvals.approval_requests`
+        reports."""
         return "expired" if self.expired(now) else self.status
 
     def ask_again(self, agreement_id: str) -> None:
@@ -414,9 +423,6 @@ class LifecycleMachine(RuleBasedStateMachine):
                                          dir=shm if shm.is_dir() else None))
         self.base = datetime.now(UTC).replace(microsecond=0)
         self.offset = timedelta(0)
-        # Officers sign approvals (and their expiry) on the custodians' clock.
-        self.patch = mock.patch("orchestrator.approvals.system_clock", self.clock)
-        self.patch.start()
         self.custodians: dict[str, LocalCustodian] = {}
         self.agreements: dict[str, AgreementModel] = {}
         self.datasets: dict[str, DatasetModel] = {}
@@ -436,7 +442,6 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.officer_instants: dict[str, datetime] = {}
 
     def teardown(self) -> None:
-        self.patch.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- helpers --
@@ -449,7 +454,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def _custodian(self, nation: str) -> LocalCustodian:
         if nation not in self.custodians:
-            self.custodians[nation] = LocalCustodian(self.state, nation,
+            self.custodians[nation] = custodian_of(self.state, nation,
                                                      clock=self.clock)
         return self.custodians[nation]
 
@@ -550,8 +555,16 @@ class LifecycleMachine(RuleBasedStateMachine):
         site_file = self.tmp / "site.toml"
         site_file.write_text((ROOT / "site_configs" / "local.toml").read_text())
         register_site(self.state, site_file)
+        for code in NATIONS:
+            accredit_site(self.state, SITE, code)
         self.site_key = load_private_key(self.state.site_dir(SITE) / "site.key")
-        self.trusted = trusted_keys(self.state)  # read again when one is added
+        # The orchestrator reaches the machine's custodians (on its clock).
+        self.orch = replace(Deployment(self.state).orchestrator(),
+                            connect=self._connect)
+        trust = TrustConfig.load(self.state.officer_dir("AUS") / "trust.json")
+        self.checker = EnrollingVerifier(
+            {f"custodian:{n}": v.public_key
+             for n, v in trust.witness_verifiers().items()}, source="custody log")
         self._seal(("AUS",), frozenset(NATIONS), "SECRET")
         for pair, drawn in zip(PAIRS, initial, strict=True):
             if drawn is not None:
@@ -636,7 +649,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         model.versions[version] = VersionSpec(areas, hold)
         path = self.tmp / f"{aid}-v{version}.toml"
         path.write_text(model.toml(version))
-        added = add_agreement(self.state, path, sign_as=signers)
+        added = registration.add_agreement(self.orch, path)
+        for nation in signers:
+            self._sign(aid, nation, version)
         assert added.id == aid and added.version == version
         self.agreements[aid] = model
         model.signed[version] = set(signers)
@@ -645,7 +660,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             stale.write_text(model.toml(version).replace(
                 f"version = {version}", f"version = {version - 1}"))
             with pytest.raises((AlreadyExists, ConfigError)):
-                add_agreement(self.state, stale)
+                registration.add_agreement(self.orch, stale)
         self._check_agreement_state()
 
     @precondition(lambda self: bool(self.agreements))
@@ -658,41 +673,41 @@ class LifecycleMachine(RuleBasedStateMachine):
         nation = sorted(model.parties)[party]
         if nation in model.signed[version]:
             with pytest.raises(AlreadyExists):
-                sign_agreement(self.state, aid, nation, version=version)
+                self._sign(aid, nation, version)
             return
-        standing = sign_agreement(self.state, aid, nation, version=version)
+        standing = self._sign(aid, nation, version)
         model.signed[version].add(nation)
         assert standing.status is model.status(version), (standing.detail, model)
         self._check_agreement_state()
 
     @precondition(lambda self: bool(self.agreements))
-    @rule(index=st.integers(0, 100), how=st.sampled_from((0, 1, "revoke")),
+    @rule(index=st.integers(0, 100), how=st.sampled_from((0, 1)),
           aim=st.booleans())
-    def end_agreement(self, index: int, how: int | str, aim: bool) -> None:
+    def end_agreement(self, index: int, how: int, aim: bool) -> None:
         """A party's officer signs a termination (it ends the agreement once its
-        clause is met), or the orchestrator revokes the agreement (``aim``:
-        preferably one with open approval requests under it)."""
+        clause is met; ``aim``: preferably one with open approval requests
+        under it). Only officers end agreements: the orchestrator cannot."""
         aids = sorted(self.agreements)
         if aim:
             aids = sorted({a.agreement_id for a in self.approvals.values()
                            if a.status in ("pending", "approved")}) or aids
-        aid = aids[index % len(aids)]
-        if isinstance(how, str):
-            self._revoke(aid)
-        else:
-            self._terminate(aid, how)
+        self._terminate(aids[index % len(aids)], how)
 
     def _terminate(self, aid: str, party: int) -> None:
         model = self.agreements[aid]
         nation = sorted(model.parties)[party]
+        officer = Deployment(self.state).officer(nation)
         if nation in model.terminated_by:
             with pytest.raises(AlreadyExists):
-                terminate_agreement(self.state, aid, nation, reason="again")
+                officer_statements.terminate_agreement(
+                    officer, self._connect, aid, reason="again", clock=self.clock)
             return
-        standing = terminate_agreement(self.state, aid, nation,
-                                       reason="exercise over")
+        officer_statements.terminate_agreement(officer, self._connect, aid,
+                                               reason="exercise over",
+                                               clock=self.clock)
         model.terminated_by.add(nation)
         latest = max(model.versions)
+        standing = self._standing(nation, aid, latest)
         assert standing.status is model.status(latest)
         event(f"terminate: {standing.status.value}")
         if model.terminated() and not model.revoked:  # the clause is met
@@ -700,17 +715,17 @@ class LifecycleMachine(RuleBasedStateMachine):
         self._check_agreement_state()
         self._assert_no_reliance(aid)
 
-    def _revoke(self, aid: str) -> None:
-        model = self.agreements[aid]
-        if model.revoked:
-            with pytest.raises(AlreadyExists):
-                revoke_agreement(self.state, aid, reason="again")
-            return
-        revoke_agreement(self.state, aid, reason="breach")
-        model.revoked = True
-        self._cancel_open(aid)
-        self._check_agreement_state()
-        self._assert_no_reliance(aid)
+    def _sign(self, aid: str, nation: str, version: int) -> Any:
+        """``nation``'s officer signs ``aid`` v``version`` (delivered to every
+        party's custodian); return the version's standing at ``nation``."""
+        officer_statements.sign_agreement(Deployment(self.state).officer(nation),
+                                          self._connect, aid, version=version,
+                                          clock=self.clock)
+        return self._standing(nation, aid, version)
+
+    def _standing(self, nation: str, aid: str, version: int) -> Any:
+        return next(s for s in self._custodian(nation).ctx.standings()
+                    if s.agreement.id == aid and s.agreement.version == version)
 
     def _cancel_open(self, aid: str) -> None:
         """``cancel_pending``: the requests whose latest round is under ``aid`` and
@@ -904,10 +919,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         decidable = approval.status == "pending" or approval.expired(self.clock())
         event(f"officer decides a {approval.status} request"
               + (" (expired)" if approval.expired(self.clock()) else ""))
+        officer = Deployment(self.state).officer(approval.owner)
         if not decidable:
             with pytest.raises(PolicyDenied):
-                decide_request(self.state, approval.request_id, approval.owner,
-                               verdict, expires_in_s=expires_in_s)
+                officer_statements.decide_approval(
+                    officer, self._connect, approval.request_id, verdict,
+                    expires_in_s=expires_in_s, clock=self.clock)
             return
         if self.officer_instants.get(approval.request_id) == self.clock():
             # Two decisions on one request at one instant would get the same
@@ -916,8 +933,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             # a real clock does not stand still; see the report.
             self.offset += timedelta(milliseconds=1)
         self.officer_instants[approval.request_id] = self.clock()
-        recorded = decide_request(self.state, approval.request_id, approval.owner,
-                                  verdict, expires_in_s=expires_in_s)
+        recorded = officer_statements.decide_approval(
+            officer, self._connect, approval.request_id, verdict,
+            expires_in_s=expires_in_s, clock=self.clock)
         assert recorded.decision is not None
         approval.status = "approved" if verdict == "approve" else "denied"
         assert recorded.status == approval.status
@@ -929,7 +947,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.approvals) and sum(
         len(m.versions) for m in self.agreements.values()) < 10)
     @rule(index=st.integers(0, 100),
-          end=st.sampled_from(("revoke", "terminate", "supersede", "succeed")),
+          end=st.sampled_from(("terminate", "terminate", "supersede", "succeed")),
           tier=st.sampled_from(("case-by-case", "case-by-case", "pre-approved")),
           verdict=st.sampled_from((None, "approve", "approve", "deny")),
           first=st.sampled_from((False, True, "admit")),
@@ -938,8 +956,8 @@ class LifecycleMachine(RuleBasedStateMachine):
     def review_again(self, index: int, end: str, tier: str, verdict: str | None,
                      first: bool | str, expires_in_s: int, run: bool,
                      used: bool) -> None:
-        """Steer to a request's later life: its agreement is revoked or
-        terminated (by every party) and a successor for the pair takes effect,
+        """Steer to a request's later life: its agreement is terminated (by
+        every party) and a successor for the pair takes effect,
         or a superseding version of it does, or (``succeed``) a successor with a
         later ``valid_from`` takes effect beside it (chosen over it), with the
         job's area in ``tier``; the job's owner decides again (a cancelled
@@ -975,13 +993,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         elif end == "supersede" and not model.ended():
             target = suffix
         else:
-            end = "revoke" if end == "revoke" or model.revoked else "terminate"
-            if end == "revoke":
-                self._revoke(aid)
-            else:
-                for party in (0, 1):
-                    if not model.ended():
-                        self._terminate(aid, party)
+            end = "terminate"
+            for party in (0, 1):
+                if not model.ended():
+                    self._terminate(aid, party)
             target = other
             if successor is not None and successor.ended():
                 return  # no successor left for the pair
@@ -1169,9 +1184,12 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def _consent(self, model: ModelObject, nation: str, to: str, end_use: str,
                  expires_in: timedelta) -> None:
-        signed = consent_to_transfer(self.state, model.id, nation, recipient=to,
-                                     end_use=end_use, expires_in=expires_in,
-                                     clock=self.clock)
+        record = Registry(self.state.registry_db).model(model.id)
+        entry = officer_statements.consent_to_transfer(
+            Deployment(self.state).officer(nation), self._connect, model_id=model.id,
+            model_digest=record.sealed_digest, recipient=to, end_use=end_use,
+            expires_in=expires_in, clock=self.clock)
+        signed = SignedStatement.from_json(entry.event.body)
         self.consents.append(ConsentModel(
             str(signed.statement["consent_id"]), nation, model.id, to, end_use,
             parse_rfc3339(str(signed.statement["expires_at"]))))
@@ -1230,8 +1248,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 consent.used = True
         if not permit or not self.kek_enabled[exporter]:
             with pytest.raises(TransferDenied) as denied:
-                transfer_model(self.state, model.id, to, end_use,
-                               connect=self._connect)
+                relay.transfer_model(self.orch, model.id, to, end_use)
             assert denied.value.decision is not None
             assert denied.value.decision.permit == permit, denied.value.reasons
             if len(counted) < len(model.owners):
@@ -1239,11 +1256,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         if not self.kek_enabled[to]:
             with pytest.raises(PolicyDenied):  # the recipient cannot wrap it
-                transfer_model(self.state, model.id, to, end_use,
-                               connect=self._connect)
+                relay.transfer_model(self.orch, model.id, to, end_use)
             return
-        result = transfer_model(self.state, model.id, to, end_use,
-                                connect=self._connect)
+        result = relay.transfer_model(self.orch, model.id, to, end_use)
         assert result.decision.permit
         assert list(result.decision.consent_ids) == [
             counted[o].id for o in sorted(counted)]
@@ -1252,7 +1267,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(nation=st.sampled_from(NATIONS),
           op=st.sampled_from(["rotate", "rewrap", "disable", "enable"]))
     def kek(self, nation: str, op: str) -> None:
-        keystore = nation_keystore(self.state, nation, clock=self.clock)
+        keystore = nation_keystore(self._custodian(nation).ctx)
         if op == "enable":
             if not self.kek_enabled[nation]:
                 keystore.enable()
@@ -1265,7 +1280,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             keystore.rotate()
             if op == "rewrap":
-                outcomes = rewrap_all(self.state, nation, clock=self.clock)
+                outcomes = rewrap_all(self._custodian(nation).ctx)
                 assert {o.status for o in outcomes} <= {"rewrapped", "current"}
 
     @rule(step=st.sampled_from(ADVANCES))
@@ -1275,19 +1290,22 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # -- invariants --
     def _check_agreement_state(self) -> None:
-        """The agreements in force are the model's (after every rule that adds,
-        signs or ends one: nothing else changes them)."""
-        effective, _ = effective_agreements(self.state)
-        assert {(a.id, a.version) for a in effective} == {
-            (m.id, m.effective_version()) for m in self.agreements.values()
-            if m.effective_version() is not None}
+        """The agreements in force at each custodian are the model's for its
+        nation (after every rule that adds, signs or ends one: nothing else
+        changes them)."""
+        for nation in NATIONS:
+            effective, _ = effective_in(self._custodian(nation).ctx.standings())
+            assert {(a.id, a.version) for a in effective} == {
+                (m.id, m.effective_version()) for m in self.agreements.values()
+                if m.effective_version() is not None and nation in m.parties}
 
     @invariant()
     def approval_requests_match_the_model(self) -> None:  # (g)
         if not hasattr(self, "state"):
             return
         now = self.clock()
-        listed = approval_requests(self.state, at=now)
+        listed = [r for n in NATIONS
+                  for r in approval_requests(self._custodian(n).ctx.journal, at=now)]
         assert {r.request_id: (r.status, r.agreement_id) for r in listed} == {
             rid: (a.listed(now), a.agreement_id)
             for rid, a in self.approvals.items()}
@@ -1297,13 +1315,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         if not hasattr(self, "state"):
             return
         log = self._log()
-        try:  # (e)
-            verify_log(log, self.trusted)
-        except LedgerVerificationError:  # a signer first used since: read again
-            self.trusted = trusted_keys(self.state)
-            verify_log(log, self.trusted)
-        for entry in log.entries(self.replay.size):  # (a), (b), (f)
-            self.replay.feed(entry)
+        for entry in log.entries(self.replay.size):
+            self.checker.check(entry)  # (e), as an officer checks it
+            self.replay.feed(entry)  # (a), (b), (f)
         # (c): log before release, and no release the caller did not get
         assert self.replay.released == {g.grant_id: g.log_index for g in self.grants}
         for grant in self.grants[self.checked_grants:]:
@@ -1483,7 +1497,7 @@ def test_release_requires_admission(tmp_path: Path, admission: str) -> None:
         "hold_until_acknowledged = true"))
     world = make_world(tmp_path, agreement=held)
     request = _job(world, "undersea-autonomy", 600.0)  # above the 500 threshold
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     if admission == "held":
         with pytest.raises(DecisionPending) as pending:
             aus.decide(request)
@@ -1507,17 +1521,17 @@ def _successor(tmp_path: Path) -> Path:
     return path
 
 
-def test_revocation_voids_the_approvals_requested_under_it(tmp_path: Path) -> None:
+def test_termination_voids_the_approvals_requested_under_it(tmp_path: Path) -> None:
     from testkit import add_signed_agreement, make_world
 
     world = make_world(tmp_path)  # AUS-USA-SONAR-2026: quantum-sensing case-by-case
     request = _job(world, "quantum-sensing", 1.0)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(DecisionPending):
         aus.decide(request)
     decide_request(world.state, request_id_for("job-1", "AUS", SITE), "AUS",
                    "approve")
-    revoke_agreement(world.state, "AUS-USA-SONAR-2026", reason="breach")
+    terminate_agreement(world.state, "AUS-USA-SONAR-2026", "USA", reason="breach")
     add_signed_agreement(world.state, _successor(tmp_path))
     with pytest.raises(DecisionPending):  # the successor needs its own review
         aus.decide(request)
@@ -1528,7 +1542,7 @@ def test_a_cancelled_request_can_be_asked_again(tmp_path: Path) -> None:
 
     world = make_world(tmp_path)
     request = _job(world, "quantum-sensing", 1.0)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(DecisionPending):
         aus.decide(request)
     terminate_agreement(world.state, "AUS-USA-SONAR-2026", "AUS", reason="over")
@@ -1569,7 +1583,7 @@ def test_a_joint_job_is_admitted_once_every_officer_approved(tmp_path: Path) -> 
     from orchestrator.submit.placement import gate_sites
 
     world, request = _joint_case_by_case(tmp_path)
-    custodians = {n: LocalCustodian(world.state, n) for n in ("AUS", "GBR")}
+    custodians = {n: custodian_of(world.state, n) for n in ("AUS", "GBR")}
 
     def admit() -> list[str]:  # the admission step of a submission or resume
         return gate_sites(lambda owner, site: custodians[owner].decide(
@@ -1595,20 +1609,21 @@ def test_a_joint_job_is_admitted_once_every_officer_approved(tmp_path: Path) -> 
 def test_a_job_admitted_again_under_a_successor_gets_its_keys(tmp_path: Path
                                                                ) -> None:
     """A job admitted with an approval under AUS-USA-SONAR-2026; the agreement is
-    revoked and a successor takes effect; the AUS officer reviews the job under
+    terminated and a successor takes effect; the AUS officer reviews the job under
     the successor and it is admitted again: its releases rely on the successor
-    and count the approval it used under it."""
+    and count the approval it used under it. (The agreement is ended by the USA
+    officer's termination.)"""
     from testkit import add_signed_agreement, make_world
 
     world = make_world(tmp_path)  # AUS-USA-SONAR-2026: quantum-sensing case-by-case
     request = _job(world, "quantum-sensing", 1.0)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     rid = request_id_for("job-1", "AUS", SITE)
     with pytest.raises(DecisionPending):
         aus.decide(request)
     decide_request(world.state, rid, "AUS", "approve")
     assert aus.decide(request)["outcome"] == PERMIT  # approval used under 2026
-    revoke_agreement(world.state, "AUS-USA-SONAR-2026", reason="breach")
+    terminate_agreement(world.state, "AUS-USA-SONAR-2026", "USA", reason="breach")
     add_signed_agreement(world.state, _successor(tmp_path))
     with pytest.raises(DecisionPending):  # a new round, under 2027
         aus.decide(request)

@@ -1,8 +1,10 @@
 """Officers verifying from a trusted checkpoint: rollback, split view and forks are
 refused with both signed checkpoints as evidence, and the trusted state is unchanged.
 
-Attacks are played by the log operator, who holds the log key and (in the embedded
-default) every actor's key: the strongest adversary a checkpointed log must catch.
+Attacks are played by the log operator, who holds the log key and edits its own
+storage (then restarts): entries it rewrites must still be signed by the enrolled
+actors, so a fork or rollback it publishes is caught against the officer's own
+trusted checkpoint.
 """
 
 from __future__ import annotations
@@ -11,41 +13,38 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from testkit import World
+from testkit import World, tamper_log
 
 from orchestrator.crypto import SigningKey
-from orchestrator.log.store import CustodyLog
-from orchestrator.officer import (
-    open_tlog,
+from orchestrator.embedded import (
+    Deployment,
     publish_checkpoint,
     verify_custody,
     witness,
 )
-from orchestrator.submit.registration import orchestrator_signer
 from orchestrator.tlog.checkpoint import Checkpoint, parse_note, sign
-from orchestrator.tlog.events import CustodyEvent
 from orchestrator.tlog.note import CheckpointError, NoteSigner
 from orchestrator.tlog.witness import ConsistencyError, RollbackError, SplitViewError
+from orchestrator.tlog.witness_api import WitnessRefusal
 
 
 def _append(world: World, n: int, tag: str) -> None:
-    log = CustodyLog(world.state.custody_db)
+    orchestrator = Deployment(world.state).orchestrator()
     for i in range(n):
-        log.append(CustodyEvent.create("agreement.added", "orchestrator",
-                                       {"agreement_id": f"{tag}-{i}"}),
-                   orchestrator_signer(world.state))
+        orchestrator.record("agreement.added", {"agreement_id": f"{tag}-{i}"})
 
 
 def _truncate(world: World, keep: int) -> None:
-    db = sqlite3.connect(world.state.custody_db)
-    db.execute("DELETE FROM entries WHERE seq >= ?", (keep,))
-    db.execute("DELETE FROM checkpoints WHERE size > ?", (keep,))
-    db.commit()
-    db.close()
+    tamper_log(world.state, ("DELETE FROM entries WHERE seq >= ?", (keep,)),
+               ("DELETE FROM checkpoints WHERE size > ?", (keep,)))
 
 
 def _trusted(world: World) -> Path:
-    return world.state.nation_dir("AUS") / "officer-checkpoint.json"
+    return world.state.officer_dir("AUS") / "checkpoint.json"
+
+
+def _content(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def _trust_now(world: World) -> tuple[int, bytes]:
@@ -102,10 +101,11 @@ def test_inconsistent_history_is_refused(world: World) -> None:
 def test_checkpoint_signed_with_foreign_key_is_refused(world: World) -> None:
     _, trusted = _trust_now(world)
     _append(world, 2, "b")
-    tree = open_tlog(world.state).tree()
-    forged = sign(Checkpoint(open_tlog(world.state).origin, tree.size, tree.root()),
-                  NoteSigner(open_tlog(world.state).origin, SigningKey.generate()))
-    CustodyLog(world.state.custody_db).put_checkpoint(tree.size, forged, "now")
+    cp = parse_note(publish_checkpoint(world.state)).checkpoint
+    forged = sign(Checkpoint(cp.origin, cp.size, cp.root),
+                  NoteSigner(cp.origin, SigningKey.generate()))
+    tamper_log(world.state, ("UPDATE checkpoints SET note = ? WHERE size = ?",
+                             (forged, cp.size)))
     with pytest.raises(CheckpointError) as caught:
         verify_custody(world.state, officer="AUS")
     assert caught.value.reason in {"unknown-key", "bad-signature"}
@@ -115,10 +115,11 @@ def test_checkpoint_signed_with_foreign_key_is_refused(world: World) -> None:
 def test_required_cosigners(world: World) -> None:
     publish_checkpoint(world.state)
     witness(world.state, "AUS")
+    before = _content(_trusted(world))
     with pytest.raises(CheckpointError) as caught:
         verify_custody(world.state, officer="AUS", require_cosigners=("AUS", "GBR"))
     assert caught.value.reason == "missing-signer"
-    assert not _trusted(world).exists()
+    assert _content(_trusted(world)) == before
     witness(world.state, "GBR")
     result = verify_custody(
         world.state, officer="AUS", require_cosigners=("AUS", "GBR")
@@ -128,32 +129,33 @@ def test_required_cosigners(world: World) -> None:
 
 def test_witness_refuses_a_rolled_back_log(world: World) -> None:
     _append(world, 3, "a")
-    publish_checkpoint(world.state)
+    cosigned = parse_note(publish_checkpoint(world.state)).checkpoint.size
     witness(world.state, "GBR")
-    state_file = world.state.nation_dir("GBR") / "witness.json"
+    state_file = world.state.nation_dir("GBR") / "witness-state.json"
     before = state_file.read_bytes()
     _truncate(world, 2)
     publish_checkpoint(world.state)
-    with pytest.raises(RollbackError):
+    with pytest.raises(WitnessRefusal) as refused:  # C2SP tlog-witness: 409
         witness(world.state, "GBR")
+    # The witness answers with the size it cosigned; the log cannot prove
+    # consistency from there to a smaller tree, so nothing is cosigned.
+    assert refused.value.status == 409 and refused.value.size == cosigned
     assert state_file.read_bytes() == before
 
 
 def test_tampered_entry_below_the_checkpoint_names_its_index(world: World) -> None:
     _append(world, 6, "a")
     publish_checkpoint(world.state)
+    before = _content(_trusted(world))
     db = sqlite3.connect(world.state.custody_db)
-    for name in ("entries_job_id", "entries_model_id", "entries_dataset_id"):
-        db.execute(f"DROP INDEX IF EXISTS {name}")
-    seq, leaf = next((s, leaf) for s, leaf in db.execute(
+    seq, leaf = next((s, bytes(leaf)) for s, leaf in db.execute(
         "SELECT seq, leaf FROM entries ORDER BY seq") if b'"a-1"' in leaf)
-    db.execute("UPDATE entries SET leaf = ? WHERE seq = ?",
-               (leaf.replace(b"a-1", b"a-9"), seq))
-    db.commit()
     db.close()
+    tamper_log(world.state, ("UPDATE entries SET leaf = ? WHERE seq = ?",
+                             (leaf.replace(b"a-1", b"a-9"), seq)))
     from orchestrator.errors import LedgerVerificationError
 
     with pytest.raises(LedgerVerificationError) as caught:
         verify_custody(world.state, officer="AUS")
     assert caught.value.index == seq
-    assert not _trusted(world).exists()
+    assert _content(_trusted(world)) == before

@@ -22,7 +22,7 @@ from orchestrator.errors import (
     NotFound,
     PolicyDenied,
 )
-from orchestrator.nation.client import CustodianUnavailable
+from orchestrator.net.custodian_client import CustodianUnavailable
 from orchestrator.submit.retry import NEVER, classify, make_retry_handler, unwrap
 
 SECURITY = [

@@ -1,4 +1,5 @@
-"""The pure model-transfer policy (:func:`orchestrator.transfer.evaluate_transfer`)
+"""The pure model-transfer policy
+(:func:`orchestrator.policy.transfer.evaluate_transfer`)
 and its small helpers: one test per rule and per way each rule can fail."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from orchestrator.policy.transfer import (
 from orchestrator.protocol.agreements import Agreement
 from orchestrator.protocol.statements import SignedStatement
 from orchestrator.protocol.transfer import TransferRequest, transfer_hpke_info
-from orchestrator.transfer import parse_duration
+from orchestrator.submit.transfer import parse_duration
 
 AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32

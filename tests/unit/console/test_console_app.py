@@ -17,27 +17,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from testkit import World, make_world
+from testkit import World, ctx_of, make_world
 
-from orchestrator.approvals import (
-    approval_requests,
-    request_approval,
-    request_id_for,
-)
 from orchestrator.canonical import b64d, b64e, sha256_hex
-from orchestrator.officer.console import create_app
 from orchestrator.crypto import SigningKey, load_private_key
-from orchestrator.errors import NotFound
+from orchestrator.embedded import approval_requests
+from orchestrator.errors import IntegrityError
 from orchestrator.log.store import CustodyLog
+from orchestrator.nation.approvals import request_approval
+from orchestrator.officer.console import create_app
 from orchestrator.protocol.agreements import quarter_of
+from orchestrator.protocol.approvals import request_id_for
 from orchestrator.protocol.statements import (
     SignedStatement,
     sign_statement,
     verify_statement,
 )
-from orchestrator.submit.registry import Registry
-from orchestrator.submit.registration import orchestrator_signer
-from orchestrator.tlog.events import CustodyEvent
 
 ORIGIN = "http://testserver"
 AGREEMENT = "AUS-USA-SONAR-2026"
@@ -56,11 +51,9 @@ class Clock:
 
 
 def add_request(world: World, job_id: str = "job-case-1", owner: str = "AUS") -> str:
-    state = world.state
-    signer = load_private_key(state.nation_dir(owner) / "custodian.key")
     return request_approval(
-        CustodyLog(state.custody_db), signer, f"custodian:{owner}",
-        request_id=request_id_for(job_id, owner, world.site), owner=owner,
+        ctx_of(world.state, owner), request_id=request_id_for(job_id, owner,
+        world.site), owner=owner,
         job_id=job_id, request_digest="sha256:" + sha256_hex(job_id.encode()),
         dataset_id=world.dataset_id, site=world.site, priority_area="quantum-sensing",
         gpu_hours=42.5, agreement_id=AGREEMENT,
@@ -68,7 +61,7 @@ def add_request(world: World, job_id: str = "job-case-1", owner: str = "AUS") ->
 
 
 def officer(world: World, nation: str) -> SigningKey:
-    return load_private_key(world.state.nation_dir(nation) / "officer.key")
+    return load_private_key(world.state.officer_dir(nation) / "officer.key")
 
 
 def field(page: str, pattern: str) -> str:
@@ -102,7 +95,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(world: World, clock: Clock) -> TestClient:
-    return TestClient(create_app(world.state, "AUS", origin=ORIGIN, clock=clock))
+    return TestClient(app(world, origin=ORIGIN, clock=clock))
+
+
+def app(world: World, nation: str = "AUS", **options: Any) -> Any:
+    """The console of ``nation``'s officer over the AUS custodian and the log."""
+    return create_app(world.custodian("AUS"), world.deployment.log(), nation,
+                      **options)
 
 
 def login(client: TestClient, key: SigningKey) -> tuple[Any, dict[str, str]]:
@@ -138,8 +137,9 @@ def test_login_with_registered_officer_key(client: TestClient, world: World) -> 
     logins = CustodyLog(world.state.custody_db).find("console.login")
     assert len(logins) == 1
     body = logins[0].event.body
-    assert logins[0].event.actor == "orchestrator"
-    assert logins[0].signer == orchestrator_signer(world.state).key_id
+    # recorded by the nation's own custodian, which checked the signature again
+    assert logins[0].event.actor == "custodian:AUS"
+    assert logins[0].signer == ctx_of(world.state, "AUS").keys.custodian_signer().key_id
     challenge = json.loads(form["statement"])["challenge"]
     assert body == {"nation": "AUS", "key_id": officer(world, "AUS").key_id,
                     "origin": ORIGIN,
@@ -226,7 +226,7 @@ def test_unauthenticated_pages_redirect_to_login(client: TestClient) -> None:
 
 
 def test_https_origin_gives_a_secure_host_cookie(world: World) -> None:
-    client = TestClient(create_app(world.state, "AUS", origin="https://testserver"),
+    client = TestClient(app(world, origin="https://testserver"),
                         base_url="https://testserver")
     response, _ = login(client, officer(world, "AUS"))
     assert response.status_code == 303
@@ -235,9 +235,9 @@ def test_https_origin_gives_a_secure_host_cookie(world: World) -> None:
     assert "Path=/" in cookie and "Domain" not in cookie
 
 
-def test_console_needs_a_registered_nation(world: World) -> None:
-    with pytest.raises(NotFound):
-        create_app(world.state, "FRA", origin=ORIGIN)
+def test_console_needs_its_own_nations_custodian(world: World) -> None:
+    with pytest.raises(IntegrityError, match="not FRA"):
+        app(world, "FRA", origin=ORIGIN)
 
 
 # -- approvals --------------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_approve_end_to_end(client: TestClient, world: World) -> None:
     assert response.status_code == 303 and response.headers["location"] == "/"
     (granted,) = CustodyLog(world.state.custody_db).find("approval.granted")
     signed = SignedStatement.from_json(granted.event.body)
-    public = b64d(Registry(world.state.registry_db).nation("AUS").officer_public)
+    public = officer(world, "AUS").public_bytes()
     statement = verify_statement(signed, public_key=public,
                                  expected_type="approval/v1", expected_nation="AUS")
     issued = datetime.fromisoformat(statement["issued_at"].replace("Z", "+00:00"))
@@ -372,16 +372,14 @@ def test_logout_ends_the_session(client: TestClient, world: World) -> None:
 
 def test_dashboard_shows_agreements_use_and_denials(client: TestClient,
                                                     world: World) -> None:
-    log = CustodyLog(world.state.custody_db)
-    log.append(CustodyEvent.create("allocation.recorded", "orchestrator", {
+    world.deployment.orchestrator().record("allocation.recorded", {
         "job_id": "job-done", "gpu_hours": 12.25,
         "quarter": quarter_of(datetime.now(UTC).date()),
-        "agreement_ids": [AGREEMENT], "tasks": 1}), orchestrator_signer(world.state))
+        "agreement_ids": [AGREEMENT], "tasks": 1})
     for owner, reason in (("AUS", "site: <b>not accredited</b>"),
                           ("GBR", "gbr-only reason")):
-        log.append(CustodyEvent.create("key.denied", f"custodian:{owner}", {
-            "job_id": f"job-{owner}", "owner": owner, "reasons": [reason]}),
-            load_private_key(world.state.nation_dir(owner) / "custodian.key"))
+        ctx_of(world.state, owner).record("key.denied", {
+            "job_id": f"job-{owner}", "owner": owner, "reasons": [reason]})
     logged_in(client, world)
     board = client.get("/").text
     row = board.split(f'id="agreement-{AGREEMENT}-v1"')[1].split("</tr>")[0]

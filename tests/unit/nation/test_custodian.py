@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, World, add_signed_agreement
+from testkit import ROOT, World, add_signed_agreement, custodian_of
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
@@ -26,8 +26,8 @@ from orchestrator.errors import (
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.release import JobRequest, ReleaseRequest
-from orchestrator.submit.registry import JobRecord, Registry
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.submit.registry import JobRecord, Registry
 
 MEASUREMENT = "sha256:" + "ab" * 32
 
@@ -60,7 +60,7 @@ def _job(
         )
     )
     if admit:
-        LocalCustodian(world.state, "AUS").decide(JobRequest(
+        custodian_of(world.state, "AUS").decide(JobRequest(
             job_id, world.dataset_id, world.site, area, gpu_hours, MEASUREMENT))
     return job_id
 
@@ -101,7 +101,7 @@ def _kinds(world: World) -> list[str]:
 
 def test_release_opens_only_for_the_enclave_and_request(world: World) -> None:
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     key = RecipientKey.generate()
     request = _request(world, aus, key)
     grant = aus.release_key(request)
@@ -117,7 +117,7 @@ def test_release_opens_only_for_the_enclave_and_request(world: World) -> None:
 
 
 def test_decide_permits_pre_approved_and_holds_case_by_case(world: World) -> None:
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     ok = JobRequest(
         "job-1", world.dataset_id, world.site, "undersea-autonomy", 1.0, MEASUREMENT
     )
@@ -132,7 +132,7 @@ def test_decide_permits_pre_approved_and_holds_case_by_case(world: World) -> Non
 
 
 def test_notification_above_threshold_is_logged(world: World) -> None:
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     aus.decide(
         JobRequest(
             "job-9",
@@ -152,7 +152,7 @@ def test_site_not_cleared_is_denied(tmp_path: object) -> None:
     from testkit import make_world
 
     low = make_world(Path(str(tmp_path)), accreditation="OFFICIAL")
-    aus = LocalCustodian(low.state, "AUS")
+    aus = custodian_of(low.state, "AUS")
     with pytest.raises(PolicyDenied) as denied:
         aus.decide(
             JobRequest(
@@ -177,7 +177,7 @@ def test_expired_agreement_is_denied(tmp_path: object) -> None:
     )
     old = make_world(root, agreement=expired)
     with pytest.raises(PolicyDenied) as denied:
-        LocalCustodian(old.state, "AUS").decide(
+        custodian_of(old.state, "AUS").decide(
             JobRequest(
                 "job-1", old.dataset_id, old.site, "undersea-autonomy", 0.5, MEASUREMENT
             )
@@ -200,7 +200,7 @@ def test_evidence_mutations_are_refused_and_logged(world: World, attack: str) ->
     _job(world)
     _job(world, job_id="job-2")
     now = [datetime.now(UTC)]
-    aus = LocalCustodian(world.state, "AUS", clock=lambda: now[0])
+    aus = custodian_of(world.state, "AUS", clock=lambda: now[0])
     key = RecipientKey.generate()
     if attack == "wrong_measurement":
         request = _request(world, aus, key, measurement="sha256:" + "cd" * 32)
@@ -236,7 +236,7 @@ def test_evidence_mutations_are_refused_and_logged(world: World, attack: str) ->
 
 def test_no_release_when_the_log_cannot_record(world: World) -> None:
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     key = RecipientKey.generate()
     request = _request(world, aus, key)
     db = world.state.custody_db
@@ -254,8 +254,8 @@ def test_wrap_requires_a_prior_release_and_ownership(world: World) -> None:
     from orchestrator.protocol.release import WrapRequest
 
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
-    gbr = LocalCustodian(world.state, "GBR")
+    aus = custodian_of(world.state, "AUS")
+    gbr = custodian_of(world.state, "GBR")
     key = RecipientKey.generate()
     label = Label.from_json(
         Registry(world.state.registry_db).dataset(world.dataset_id).label
@@ -298,7 +298,7 @@ def test_every_owner_must_permit(world: World) -> None:
     USA, GBR does not (yet), so GBR denies and the enclave gets no key."""
     from testkit import SONAR
 
-    from orchestrator.nation.steward import seal_dataset
+    from orchestrator.embedded import seal_dataset
     from orchestrator.site.enclave import Enclave, SealedInput
 
     joint = seal_dataset(world.state, SONAR, name="joint", owners=["AUS", "GBR"],
@@ -312,15 +312,15 @@ def test_every_owner_must_permit(world: World) -> None:
         created="2026-11-21T00:00:00Z", finished=None))
     request = JobRequest("job-j", joint.id, world.site, "undersea-autonomy", 1.0,
                          MEASUREMENT)
-    assert LocalCustodian(world.state, "AUS").decide(request)["outcome"] == "permit"
+    assert custodian_of(world.state, "AUS").decide(request)["outcome"] == "permit"
     with pytest.raises(PolicyDenied) as denied:
-        LocalCustodian(world.state, "GBR").decide(request)
+        custodian_of(world.state, "GBR").decide(request)
     assert any("agreement" in r for r in denied.value.reasons)
 
     site_key = load_private_key(world.state.site_dir(world.site) / "site.key")
     enclave = Enclave(job_id="job-j", task="fold-0", site=world.site,
                       attester=SoftwareAttester(world.site, site_key),
-                      connect=lambda nation: LocalCustodian(world.state, nation))
+                      connect=lambda nation: custodian_of(world.state, nation))
     enclave.measurement = MEASUREMENT
     sealed = SealedInput(dataset_id=joint.id, label=joint.label,
                          manifest=joint.manifest,
@@ -338,7 +338,7 @@ def test_every_owner_must_permit(world: World) -> None:
         enclave.open_input(sealed)  # GBR has not admitted the job yet
     assert any("not admitted by the GBR custodian" in r
                for r in unadmitted.value.reasons)
-    LocalCustodian(world.state, "GBR").decide(request)  # GBR now admits it
+    custodian_of(world.state, "GBR").decide(request)  # GBR now admits it
     table = enclave.open_input(sealed)  # both owners now release the same DEK
     assert table.n_rows == 208
     assert len(enclave.grants) == 4  # AUS on each of 3 tries, GBR once

@@ -11,10 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from testkit import World, register_job
+from testkit import World, ctx_of, custodian_of, register_job
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, load_private_key, unwrap_dek, wrap_dek
+from orchestrator.embedded import publish_checkpoint, verify_custody
 from orchestrator.errors import ConfigError, IntegrityError, LedgerError, PolicyDenied
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
@@ -22,9 +23,7 @@ from orchestrator.nation.identity import NationKeys
 from orchestrator.nation.kek_admin import nation_keystore, rewrap_all
 from orchestrator.nation.keystore import FileKeystore
 from orchestrator.nation.lifecycle import KekDisabled, KeyVersionRetired
-from orchestrator.officer import publish_checkpoint, verify_custody
 from orchestrator.protocol.release import ReleaseRequest
-from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
 
 MEASUREMENT = "sha256:" + "ab" * 32
@@ -78,7 +77,7 @@ def test_lifecycle_changes_need_an_audit(tmp_path: Path) -> None:
 
 
 def test_lifecycle_events_are_custodian_signed(world: World) -> None:
-    store = nation_keystore(world.state, "AUS")
+    store = nation_keystore(ctx_of(world.state, "AUS"))
     store.rotate()
     store.set_min_decryption_version(2)
     store.disable()
@@ -112,7 +111,7 @@ def _break_log(world: World) -> None:
 def test_no_event_no_change(world: World) -> None:
     path = world.state.nation_dir("AUS") / "kek.json"
     before = path.read_bytes()
-    store = nation_keystore(world.state, "AUS")
+    store = nation_keystore(ctx_of(world.state, "AUS"))
     _break_log(world)
     for change in (store.rotate, store.disable, lambda: store.schedule_deletion(7)):
         with pytest.raises(LedgerError):
@@ -144,8 +143,8 @@ def _release_request(world: World, aus: LocalCustodian) -> ReleaseRequest:
 
 
 def test_disabled_kek_is_a_logged_denial_not_a_release(world: World) -> None:
-    nation_keystore(world.state, "AUS").disable()
-    aus = LocalCustodian(world.state, "AUS")
+    nation_keystore(ctx_of(world.state, "AUS")).disable()
+    aus = custodian_of(world.state, "AUS")
     with pytest.raises(KekDisabled) as refused:
         aus.release_key(_release_request(world, aus))
     assert isinstance(refused.value, PolicyDenied)
@@ -157,17 +156,17 @@ def test_disabled_kek_is_a_logged_denial_not_a_release(world: World) -> None:
 def test_rewrap_all_moves_keys_to_the_primary_without_exposing_them(
     world: World,
 ) -> None:
-    store = nation_keystore(world.state, "AUS")
-    entry = Registry(world.state.registry_db).dataset(world.dataset_id).wrapped_keys
+    store = nation_keystore(ctx_of(world.state, "AUS"))
+    entry = {"AUS": ctx_of(world.state, "AUS").store.dataset(world.dataset_id).wrapped}
     share = store.unwrap(
         entry["AUS"]["kek_id"], 1, b64d(entry["AUS"]["wrapped_dek"])
     )
     store.rotate()
-    outcomes = rewrap_all(world.state, "AUS")
+    outcomes = rewrap_all(ctx_of(world.state, "AUS"))
     assert [(o.object_id, o.status, o.to_version) for o in outcomes] == [
         (world.dataset_id, "rewrapped", 2)
     ]
-    after = Registry(world.state.registry_db).dataset(world.dataset_id).wrapped_keys
+    after = {"AUS": ctx_of(world.state, "AUS").store.dataset(world.dataset_id).wrapped}
     assert after["AUS"]["kek_version"] == 2
     assert after["AUS"]["share"] == entry["AUS"]["share"]
     assert after["AUS"]["wrapped_dek"] != entry["AUS"]["wrapped_dek"]
@@ -185,22 +184,22 @@ def test_rewrap_all_moves_keys_to_the_primary_without_exposing_them(
     raw = world.state.custody_db.read_bytes()
     for form in (share, share.hex().encode(), base64.b64encode(share)):
         assert form not in raw
-    assert [o.status for o in rewrap_all(world.state, "AUS")] == ["current"]
+    assert [o.status for o in rewrap_all(ctx_of(world.state, "AUS"))] == ["current"]
     _verify(world)
 
 
 def test_rewrap_is_refused_below_the_minimum_and_atomic_on_log_failure(
     world: World,
 ) -> None:
-    store = nation_keystore(world.state, "AUS")
+    store = nation_keystore(ctx_of(world.state, "AUS"))
     store.rotate()
     store.set_min_decryption_version(2)
-    [outcome] = rewrap_all(world.state, "AUS")
+    [outcome] = rewrap_all(ctx_of(world.state, "AUS"))
     assert outcome.status == "refused" and "below the minimum" in outcome.reason
     store.set_min_decryption_version(1)
-    before = Registry(world.state.registry_db).dataset(world.dataset_id)
+    before = ctx_of(world.state, "AUS").store.dataset(world.dataset_id)
     _break_log(world)
     with pytest.raises(LedgerError):
-        rewrap_all(world.state, "AUS")
-    after = Registry(world.state.registry_db).dataset(world.dataset_id)
-    assert after.wrapped_keys == before.wrapped_keys
+        rewrap_all(ctx_of(world.state, "AUS"))
+    after = ctx_of(world.state, "AUS").store.dataset(world.dataset_id)
+    assert after.wrapped == before.wrapped

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, World, make_world, register_job
+from testkit import ROOT, World, custodian_of, make_world, register_job
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import (
@@ -30,8 +30,8 @@ from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.agreements import parse_agreement
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
-from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.submit.registry import Registry
 
 MEASUREMENT = "sha256:" + "ab" * 32
 AUS_USA = ROOT / "agreements" / "aus-usa.toml"
@@ -98,7 +98,7 @@ def test_agreement_bad_new_fields_name_the_field(extra: str, field: str) -> None
 def test_tee_required_refuses_software_evidence(tmp_path: Path) -> None:
     world = make_world(tmp_path, agreement=_agreement(tmp_path, "tee_required = true"))
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     decision = aus.decide(JobRequest("job-1", world.dataset_id, world.site,
                                      "undersea-autonomy", 0.5, MEASUREMENT))
     assert decision["tee_required"] is True
@@ -113,7 +113,7 @@ def test_agreement_suite_must_match_the_enclave_key(tmp_path: Path) -> None:
     world = make_world(tmp_path,
                        agreement=_agreement(tmp_path, 'hpke_suite = "mlkem768-x25519"'))
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     decision = aus.decide(JobRequest("job-1", world.dataset_id, world.site,
                                      "undersea-autonomy", 0.5, MEASUREMENT))
     assert decision["hpke_suite"] == HpkeSuite.MLKEM768_X25519.value
@@ -130,7 +130,7 @@ def test_agreement_suite_must_match_the_enclave_key(tmp_path: Path) -> None:
 
 def test_default_agreement_uses_x25519(world: World) -> None:
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     decision = aus.decide(JobRequest("job-1", world.dataset_id, world.site,
                                      "undersea-autonomy", 0.5, MEASUREMENT))
     assert decision["hpke_suite"] == HpkeSuite.X25519.value
@@ -148,7 +148,7 @@ def test_evidence_mutations_have_specific_reasons(world: World, attack: str) -> 
     _job(world)
     t0 = datetime.now(UTC)
     now = [t0]
-    aus = LocalCustodian(world.state, "AUS", clock=lambda: now[0])
+    aus = custodian_of(world.state, "AUS", clock=lambda: now[0])
     key = RecipientKey.generate()
     expect = {"wrong_measurement": "code_measurement", "stale_nonce": "nonce expired",
               "reused_nonce": "already used", "unknown_nonce": "not issued",
@@ -182,7 +182,7 @@ def test_evidence_mutations_have_specific_reasons(world: World, attack: str) -> 
 
 def test_grant_is_sealed_only_to_the_evidence_key(world: World) -> None:
     _job(world)
-    aus = LocalCustodian(world.state, "AUS")
+    aus = custodian_of(world.state, "AUS")
     key_a, key_b = RecipientKey.generate(), RecipientKey.generate()
     request = _request(world, aus, key_a)
     grant = aus.release_key(request)
@@ -214,7 +214,7 @@ def test_grant_misuse_is_refused(tmp_path: Path, misuse: str) -> None:
     world = make_world(tmp_path, agreement=ROOT / "agreements" / "aus-usa.toml")
     _job(world)
     now = [datetime.now(UTC)]
-    aus = LocalCustodian(world.state, "AUS", clock=lambda: now[0])
+    aus = custodian_of(world.state, "AUS", clock=lambda: now[0])
     key = RecipientKey.generate()
     grant = aus.release_key(_request(world, aus, key))
     assert (grant.job_id, grant.attempt_id) == ("job-1", "a1")

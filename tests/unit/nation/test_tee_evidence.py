@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 import tee_synthetic as syn
-from testkit import World, register_job
+from testkit import World, custodian_of, register_job
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
@@ -21,13 +21,18 @@ from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.tee import TeeEvidenceVerifier, TeeVerifierConfig, TrustRoot
 from orchestrator.nation.verifier import DispatchingVerifier, ExpectedBinding
 from orchestrator.protocol.release import ReleaseRequest
-from orchestrator.submit.registry import Registry
 from orchestrator.site.attestation import SoftwareAttester
+from orchestrator.submit.registry import Registry
 
 MEASUREMENT = "sha256:" + "ab" * 32
 
 
 def _job(world: World, job_id: str = "job-1") -> None:
+    from orchestrator.embedded import accredit_site
+
+    # AUS accepts TEE evidence from this site (a newer accreditation).
+    accredit_site(world.state, world.site, "AUS", tee_kinds=("none", "tdx", "sgx",
+    "snp"))
     register_job(world, job_id, admit=("AUS",))
 
 
@@ -47,7 +52,7 @@ def _tee_request(world: World, custodian: LocalCustodian, key: RecipientKey,
 def _custodian(world: World, now: datetime,
                cfg: TeeVerifierConfig | None = None) -> LocalCustodian:
     verifier = DispatchingVerifier(TeeEvidenceVerifier(cfg or syn.config()))
-    return LocalCustodian(world.state, "AUS", clock=lambda: now, verifier=verifier)
+    return custodian_of(world.state, "AUS", clock=lambda: now, verifier=verifier)
 
 
 @pytest.mark.parametrize(("cpu", "gpu", "mode"), [
@@ -152,6 +157,6 @@ def test_software_verifier_refuses_tee_evidence_and_default_custodian_too(
         world: World) -> None:
     _job(world)
     now = datetime.now(UTC)
-    aus = LocalCustodian(world.state, "AUS", clock=lambda: now)
+    aus = custodian_of(world.state, "AUS", clock=lambda: now)
     with pytest.raises(AttestationError, match="unsupported evidence format"):
         aus.release_key(_tee_request(world, aus, RecipientKey.generate(), now))
