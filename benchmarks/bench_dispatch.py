@@ -61,22 +61,29 @@ def run_task(ctx: TaskContext) -> TaskOutput:
 
 
 def make_state(root: Path, csv: Path, name: str, sites: list[Path]) -> Any:
-    """A fresh state dir: AUS, GBR, USA; ``sites``; ``csv`` sealed; AUS-USA agreement.
+    """A fresh state dir: AUS, GBR, USA; ``sites`` (accredited by AUS and USA);
+    ``csv`` sealed; AUS-USA agreement.
 
     The dataset is sealed as ``name``, owned by AUS, SECRET REL TO AUS, GBR, USA, as
     ``scripts/demo.sh`` seals the sonar data. Returns the
     :class:`~orchestrator.embedded.layout.StateDir`.
     """
-    from orchestrator.nation.identity import init_nation
-    from orchestrator.embedded import seal_dataset
-    from orchestrator.embedded.layout import StateDir
-    from orchestrator.submit.registration import add_agreement, register_site
+    from orchestrator.embedded import (
+        StateDir,
+        accredit_site,
+        add_agreement,
+        init_nation,
+        register_site,
+        seal_dataset,
+    )
 
     state = StateDir(root / "state").ensure()
     for code in ("AUS", "GBR", "USA"):
         init_nation(state, code)
     for site in sites:
-        register_site(state, site)
+        record = register_site(state, site)
+        for code in ("AUS", "USA"):
+            accredit_site(state, record.name, code)
     seal_dataset(state, csv, name=name, owners=["AUS"], classification="SECRET",
                  releasable_to=["AUS", "GBR", "USA"])
     add_agreement(state, AGREEMENT, sign_as=["AUS", "USA"])

@@ -11,8 +11,9 @@ Modes, each run by ``--concurrency`` enclave *processes* at once (1, 8, 32), eac
 doing ``--releases`` timed releases after one untimed warm-up, all released
 together by a barrier:
 
-* ``inproc``: a :class:`LocalCustodian` per attempt in the enclave's process (the
-  embedded default; every process appends to the same custody log);
+* ``inproc``: a :class:`LocalCustodian` per attempt in the enclave's process,
+  over the AUS directory (the embedded default; every process appends to the
+  same custody log);
 * ``mtls_fresh``: a new :class:`HttpCustodian` per attempt, so a new TCP + TLS 1.3
   handshake with client certificate (RFC 8446) per release, as real enclaves do;
 * ``mtls_reuse``: one :class:`HttpCustodian` per enclave process, its connection
@@ -52,19 +53,22 @@ JOB_ID = "job-bench-release"
 
 
 def _setup(root: Path) -> tuple[Any, str]:
-    from orchestrator.nation.custodian import LocalCustodian
-    from orchestrator.nation.identity import init_nation
-    from orchestrator.nation.pki import init_pki
-    from orchestrator.embedded import seal_dataset
+    from orchestrator.embedded import (
+        Deployment,
+        StateDir,
+        accredit_site,
+        add_agreement,
+        init_nation,
+        register_site,
+        seal_dataset,
+    )
     from orchestrator.protocol.release import JobRequest
-    from orchestrator.submit.registry import JobRecord, Registry
-    from orchestrator.embedded.layout import StateDir
-    from orchestrator.submit.registration import add_agreement, register_site
 
     state = StateDir(root / "state").ensure()
     for code in ("AUS", "GBR", "USA"):
         init_nation(state, code)
     register_site(state, ROOT / "site_configs" / "local.toml")
+    accredit_site(state, "local", "AUS")
     record = seal_dataset(
         state,
         ROOT / "data" / "sonar" / "sonar.csv",
@@ -75,25 +79,7 @@ def _setup(root: Path) -> tuple[Any, str]:
     )
     add_agreement(state, ROOT / "agreements" / "aus-usa.toml",
                   sign_as=["AUS", "USA"])
-    init_pki(state, "AUS")
-    Registry(state.registry_db).add_job(
-        JobRecord(
-            id=JOB_ID,
-            workflow="sonar",
-            site="local",
-            request={
-                "dataset_ids": [record.id],
-                "priority_area": "undersea-autonomy",
-                "gpu_hours": 0.5,
-            },
-            measurement=MEASUREMENT,
-            state="submitted",
-            summary={},
-            created="2026-11-21T00:00:00Z",
-            finished=None,
-        )
-    )
-    LocalCustodian(state, "AUS").decide(JobRequest(  # the job's admission
+    Deployment(state).custodian("AUS").decide(JobRequest(  # the job's admission
         JOB_ID, record.id, "local", "undersea-autonomy", 0.5, MEASUREMENT))
     return state, record.id
 
@@ -110,26 +96,22 @@ def _enclave(
     """One enclave process: a warm-up release, the barrier, ``n`` timed releases."""
     from orchestrator.canonical import b64d
     from orchestrator.crypto import RecipientKey, hpke_open, load_private_key
-    from orchestrator.nation.client import HttpCustodian
-    from orchestrator.nation.custodian import LocalCustodian
-    from orchestrator.nation.pki import NationPki
+    from orchestrator.embedded import Deployment, StateDir
+    from orchestrator.net.custodian_client import HttpCustodian
     from orchestrator.protocol.release import Custodian, ReleaseRequest
     from orchestrator.site.attestation import SoftwareAttester
-    from orchestrator.embedded.layout import StateDir
 
     state = StateDir(Path(state_root))
-    pki = NationPki.of(state, "AUS")
-    attester = SoftwareAttester(
-        "local", load_private_key(state.site_dir("local") / "site.key")
-    )
+    site = state.site_dir("local")
+    attester = SoftwareAttester("local", load_private_key(site / "site.key"))
 
-    def http() -> HttpCustodian:
+    def http() -> HttpCustodian:  # with the site's client certificate from AUS
         return HttpCustodian(
             "AUS",
             url,
-            ca=pki.ca_cert,
-            cert=pki.client_cert("site-local"),
-            key=pki.client_key("site-local"),
+            ca=state.nation_dir("AUS") / "pki" / "ca.pem",
+            cert=site / "tls" / "AUS.pem",
+            key=site / "tls" / "client.key",
             read_timeout=120.0,
         )
 
@@ -138,7 +120,7 @@ def _enclave(
     def release() -> None:
         custodian: Custodian
         if mode == "inproc":
-            custodian = LocalCustodian(state, "AUS")
+            custodian = Deployment(state).custodian("AUS")
         else:
             custodian = kept or http()
         key = RecipientKey.generate()
@@ -226,19 +208,23 @@ def main() -> None:
     releases = 3 if args.quick else args.releases
     levels = [1, 8] if args.quick else [int(c) for c in args.concurrency.split(",")]
 
-    from orchestrator.nation.service import ServiceProcess
+    sys.path.insert(0, str(ROOT / "tests"))
+    from services import custodian_service  # the real service, from the CLI
 
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
         state, dataset_id = _setup(Path(tmp))
         rows: list[dict[str, Any]] = []
-        with ServiceProcess(state, "AUS") as service:
+        service = custodian_service(state, "AUS")
+        try:
             for enclaves in levels:
                 for mode in MODES:
                     print(f"{mode} x{enclaves} ...", file=sys.stderr, flush=True)
                     row = _run(state, dataset_id, service.url, mode, enclaves, releases)
                     rows.append({"mode": mode, **row})
+        finally:
+            service.stop()
     cpus = info.get("cpus")
     print(f"## Key release round trip ({cpus} CPUs, {releases} per enclave)")
     print()

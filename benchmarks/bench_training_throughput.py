@@ -124,16 +124,19 @@ def child_sovereign(state_dir: Path, workflow_path: Path) -> dict[str, Any]:
 
     import orchestrator.site.enclave as enclave_mod
     from orchestrator.canonical import digest_of
-    from orchestrator.embedded import custodian_connector
+    from orchestrator.embedded import Deployment
+    from orchestrator.embedded.layout import StateDir
     from orchestrator.labels import Label
     from orchestrator.protocol.release import JobRequest
+    from orchestrator.site.runner import enclave_task, staged_spec
+    from orchestrator.submit.dispatch import task_spec
     from orchestrator.submit.registry import JobRecord, Registry
-    from orchestrator.site.runner import enclave_task
-    from orchestrator.embedded.layout import StateDir
     from orchestrator.submit.workflow import load_workflow
     from orchestrator.timeutil import rfc3339, system_clock
 
     state = StateDir(state_dir)
+    deployment = Deployment(state)
+    orch = deployment.orchestrator()
     registry = Registry(state.registry_db)
     wf = load_workflow(workflow_path)
     dataset = registry.dataset(DATASET)
@@ -148,32 +151,31 @@ def child_sovereign(state_dir: Path, workflow_path: Path) -> dict[str, Any]:
                                measurement=wf.measurement, state="submitted",
                                summary={}, created=rfc3339(system_clock()),
                                finished=None))
-    connect = custodian_connector(state)
     owners = sorted(Label.from_json(dataset.label).owners)
     for owner in owners:
-        connect(owner).decide(JobRequest(
+        deployment.connect(owner).decide(JobRequest(
             job_id=job_id, dataset_id=dataset.id, site="local",
             priority_area="undersea-autonomy",
             gpu_hours=wf.manifest.resources.gpu_hours,
             code_measurement=wf.measurement))
-    spec = {
-        "state_dir": str(state.root), "job_id": job_id, "task": "train",
-        "site": "local", "workflow_name": wf.manifest.workflow.name,
-        "priority_area": "undersea-autonomy",
-        "workflow_source": wf.source.decode(), "params": dict(wf.manifest.training),
-        "dataset": {"id": dataset.id, "path": dataset.object_path,
-                    "label": dataset.label, "manifest": dataset.manifest},
-        "owners_hpke": {o: registry.nation(o).hpke_public for o in owners},
-        "model_object_id": "model-" + uuid.uuid4().hex[:16],
-        "torch_threads": wf.manifest.training["threads"],
-    }
+    endpoints_cm = deployment.task_endpoints()
+    endpoints = endpoints_cm.__enter__()  # the log and custodians on loopback
+    spec = staged_spec(task_spec(
+        orch, wf, job_id, "train", "local", dataset, endpoints,
+        "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM",
+        {o: registry.nation(o).hpke_public for o in owners}),
+        [dataset.object_path])
+    spec["torch_threads"] = wf.manifest.training["threads"]
     times: dict[str, float] = {}
     enclave_mod.parse_csv = _timed(  # type: ignore[attr-defined]
         enclave_mod.parse_csv, "parse_s", times)  # type: ignore[attr-defined]
     enclave_mod.Enclave.open_input = _timed(  # type: ignore[method-assign]
         enclave_mod.Enclave.open_input, "open_s", times)
     t0 = time.perf_counter()
-    out = enclave_task(spec)
+    try:
+        out = enclave_task(spec)
+    finally:
+        endpoints_cm.__exit__(None, None, None)
     total = time.perf_counter() - t0
     m = out["metrics"]
     return {"mode": "sovereign", "total_s": total, "parse_s": times["parse_s"],

@@ -304,3 +304,15 @@ def tamper_log(state: Any, *statements: tuple[str, tuple[Any, ...]]) -> None:
     finally:
         db.close()
     restart_log(state)
+
+
+def register_accredited_site(state: Any, path: Path,
+                             by: tuple[str, ...] = ("AUS", "GBR", "USA")) -> Any:
+    """Register the site of config ``path`` and have ``by`` accredit it (TEE kind
+    ``none``); return its registry record."""
+    from orchestrator.embedded import accredit_site, register_site
+
+    record = register_site(state, path)
+    for nation in by:
+        accredit_site(state, record.name, nation)
+    return record

@@ -49,7 +49,8 @@ def serve(
         raise ConfigError(f"origin must be http(s)://host[:port], got {site!r}",
                           field="--origin")
     deployment = deployment_of(state_dir)
-    web = create_app(deployment.connect(code), deployment.log(), code, origin=site)
+    web = create_app(deployment.officer_connect(code)(code), deployment.log(), code,
+                     origin=site)
     console.print(f"{code} officer console at {site}/ (Ctrl-C stops)",
                   highlight=False, soft_wrap=True)
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,29 @@ class Deployment:
         if entry is not None:
             return HttpCustodian.from_entry(entry)
         return self.custodian(code)
+
+    def connector(self, tls: Path) -> Callable[[str], CustodianApi]:
+        """Nation -> its custodian as the party whose TLS client material is in
+        ``tls`` (``client.key``, ``<NATION>.pem``) reaches it: the service the
+        orchestrator's directory names, else in-process."""
+        remote = self.remote()
+
+        def connect(code: str) -> CustodianApi:
+            entry = remote.get(code)
+            if entry is None:
+                return self.custodian(code)
+            return HttpCustodian(code, entry.url, ca=entry.ca,
+                                 cert=tls / f"{code}.pem", key=tls / "client.key")
+
+        return connect
+
+    def officer_connect(self, nation: str) -> Callable[[str], CustodianApi]:
+        """How ``nation``'s officer reaches custodians (its certificates)."""
+        return self.connector(self.officer(nation).root / "tls")
+
+    def log_connect(self) -> Callable[[str], CustodianApi]:
+        """How the log operator reaches custodians (to ask them to witness)."""
+        return self.connector(self.log().state.client_dir)
 
     def orchestrator(self) -> Orchestrator:
         """The orchestrator over its own directory (initialised and enrolled with

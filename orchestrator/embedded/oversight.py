@@ -15,7 +15,8 @@ from typing import Any
 
 from orchestrator.embedded.deployment import Deployment, require_nation
 from orchestrator.embedded.layout import StateDir
-from orchestrator.errors import ConfigError, NotFound
+from orchestrator.errors import ConfigError, NotFound, PolicyDenied
+from orchestrator.labels import Label
 from orchestrator.log.witnessing import collect_cosignature
 from orchestrator.nation import steward
 from orchestrator.officer import statements as officer_statements
@@ -34,6 +35,7 @@ from orchestrator.submit import pipeline
 from orchestrator.submit import transfer as relay
 from orchestrator.submit.jobs import job_view as orchestrator_job_view
 from orchestrator.submit.registry import Registry
+from orchestrator.timeutil import Clock, system_clock
 from orchestrator.tlog.names import witness_key_name
 
 __all__ = ["acknowledge", "approval_requests", "consent_to_transfer",
@@ -85,7 +87,8 @@ def decide_request(state: StateDir, request_id: str, nation: str, decision: str,
     deployment = Deployment(state)
     require_nation(deployment, nation)
     return officer_statements.decide_approval(
-        deployment.officer(nation), deployment.connect, request_id, decision,
+        deployment.officer(nation), deployment.officer_connect(nation), request_id,
+        decision,
         expires_in_s=expires_in_s)
 
 
@@ -127,7 +130,8 @@ def acknowledge(state: StateDir, notification_id: str, nation: str) -> Notificat
     if found[0].acknowledged_by:
         raise ConfigError(f"{notification_id} was already acknowledged by "
                           f"{found[0].acknowledged_by}")
-    officer_statements.acknowledge(deployment.officer(nation), deployment.connect,
+    officer_statements.acknowledge(deployment.officer(nation),
+                                   deployment.officer_connect(nation),
                                    found[0].to_json())
     return next(n for n in notifications(state)
                 if n.notification_id == notification_id)
@@ -136,14 +140,22 @@ def acknowledge(state: StateDir, notification_id: str, nation: str) -> Notificat
 # -- transfers -----------------------------------------------------------------------
 def consent_to_transfer(state: StateDir, model_id: str, nation: str, *, recipient: str,
                         end_use: str, expires_in: timedelta = timedelta(days=7),
-                        export_controls: Iterable[str] = ()) -> SignedStatement:
-    """``nation``'s officer consents to one transfer; return the statement."""
+                        export_controls: Iterable[str] = (),
+                        clock: Clock = system_clock) -> SignedStatement:
+    """``nation``'s officer consents to one transfer (signed at ``clock()``);
+    return the statement."""
     deployment = Deployment(state)
     record = Registry(state.registry_db).model(model_id)
+    owners = Label.from_json(record.label).owners
+    if nation not in owners:  # the owner's custodian would refuse it too
+        raise PolicyDenied(f"{nation} does not own {model_id}: only its owners may: "
+                           f"{', '.join(sorted(owners))}",
+                           reasons=[f"consent: {nation} is not an owner"])
     entry = officer_statements.consent_to_transfer(
-        deployment.officer(nation), deployment.connect, model_id=record.id,
+        deployment.officer(nation), deployment.officer_connect(nation),
+        model_id=record.id,
         model_digest=record.sealed_digest, recipient=recipient, end_use=end_use,
-        expires_in=expires_in, export_controls=export_controls)
+        expires_in=expires_in, export_controls=export_controls, clock=clock)
     return SignedStatement.from_json(entry.event.body)
 
 
@@ -166,7 +178,7 @@ def receive_model(state: StateDir, ref: str, nation: str, out: Path) -> dict[str
     orch = deployment.orchestrator()
     transfer = relay.find_transfer(orch, ref, nation)
     record = Registry(orch.registry_db).model(transfer.model_id)
-    dek = deployment.connect(nation).open_transferred_key(
+    dek = deployment.officer_connect(nation)(nation).open_transferred_key(
         transfer.id, record.id, record.sealed_digest)
     result = steward.open_owned(dek, Path(record.object_path), record.id, Path(out))
     return {**result, "transfer_id": transfer.id}
@@ -195,7 +207,7 @@ def witness(state: StateDir, nation: str) -> bytes:
     """
     deployment = Deployment(state)
     require_nation(deployment, nation)
-    custodian = deployment.connect(nation)
+    custodian = deployment.log_connect()(nation)
     return collect_cosignature(deployment.log(), custodian.witness,
                                witness_key_name(nation))
 

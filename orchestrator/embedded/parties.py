@@ -95,6 +95,10 @@ def init_nation(state: StateDir, code: str, *,
     atomic_write_bytes(orch.client_cert(code),
                        issue_client(nation, orch.csr.read_bytes(),
                                     role="orchestrator", name="submit"), mode=0o644)
+    log_client = log.state.client_dir
+    atomic_write_bytes(log_client / f"{code}.pem",
+                       issue_client(nation, (log_client / "client.csr").read_bytes(),
+                                    role="log", name="custody"), mode=0o644)
     for other in state.nations():
         if other == code:
             continue
@@ -240,7 +244,7 @@ def open_model(state: StateDir, model_id: str, nation: str, out: Path
 
     deployment = Deployment(state)
     record = Registry(state.registry_db).model(model_id)
-    dek = deployment.connect(nation).open_model_key(model_id)
+    dek = deployment.officer_connect(nation)(nation).open_model_key(model_id)
     return steward.open_owned(dek, Path(record.object_path), record.id, Path(out))
 
 
@@ -273,7 +277,8 @@ def sign_agreement(state: StateDir, agreement_id: str, nation: str, *,
     """
     deployment = Deployment(state)
     officer = deployment.officer(nation)
-    officer_statements.sign_agreement(officer, deployment.connect, agreement_id,
+    officer_statements.sign_agreement(officer, deployment.officer_connect(nation),
+                                      agreement_id,
                                       version=version)
     return _standing(deployment, nation, agreement_id, version)
 
@@ -284,7 +289,8 @@ def terminate_agreement(state: StateDir, agreement_id: str, nation: str, *,
     receives it (and cancels pending approvals under it once ended)."""
     deployment = Deployment(state)
     officer_statements.terminate_agreement(deployment.officer(nation),
-                                           deployment.connect, agreement_id,
+                                           deployment.officer_connect(nation),
+                                           agreement_id,
                                            reason=reason)
     return _standing(deployment, nation, agreement_id, None)
 

@@ -105,11 +105,26 @@ class LogState:
         """The log service's CA and server certificate (``tls/``)."""
         return LocalCa(self.root / "tls", "custody log")
 
+    @property
+    def client_dir(self) -> Path:
+        """The operator's TLS client material for asking nations to witness:
+        ``client.key``, ``client.csr`` and ``<NATION>.pem`` (role ``log``)."""
+        return self.root / "client"
+
     def ensure(self) -> LogState:
-        """Create the directory (0700) and the log key (0600) on first use."""
+        """Create the directory (0700), the log key (0600) and the operator's
+        TLS client key and CSR on first use."""
+        from orchestrator.crypto import atomic_write_bytes
+        from orchestrator.crypto.x509 import new_key_and_csr
+
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.key_path.exists():
             save_private_key(self.key_path, SigningKey.generate())
+        if not (self.client_dir / "client.csr").exists():
+            self.client_dir.mkdir(mode=0o700, exist_ok=True)
+            key_pem, csr_pem = new_key_and_csr("custody-log")
+            atomic_write_bytes(self.client_dir / "client.key", key_pem, mode=0o600)
+            atomic_write_bytes(self.client_dir / "client.csr", csr_pem, mode=0o644)
         return self
 
     def log_key(self) -> SigningKey:

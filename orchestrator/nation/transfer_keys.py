@@ -4,7 +4,8 @@ Runs inside a nation's custodian, the only code that touches its KEK. Facts come
 from the custodian's own records and from custody-log entries whose signatures
 it verifies against pinned keys, never from the orchestrator's catalogue:
 
-:func:`export_model_key` (an *owner's* custodian)
+:func:`export_model_key` (each *owner's* custodian, deciding for its own
+    nation's agreements; a transfer needs every owner's permit)
     Under the custodian's lock (the one terminations hold too): the model's
     label, job and wrapped DEK from its own record of the object it wrapped;
     every presented consent verified against the pinned officer keys; completed
@@ -14,7 +15,7 @@ it verifies against pinned keys, never from the orchestrator's catalogue:
     then unwrap the DEK and HPKE-seal it (RFC 9180) to the recipient's pinned
     HPKE key, ``info`` binding transfer, model, digest and recipient.
 :func:`import_model_key` (the *recipient's* custodian)
-    Check that an owner's custodian recorded a permitting ``transfer.decided``
+    Check that every owner's custodian recorded a permitting ``transfer.decided``
     for exactly this transfer (signature checked against its pinned key), open
     the DEK, wrap it under its own KEK, keep the object's record, record
     ``transfer.completed``.
@@ -57,6 +58,7 @@ from orchestrator.policy.transfer import (
     ModelFacts,
     TransferDecision,
     TransferFacts,
+    combine_decisions,
     evaluate_transfer,
 )
 from orchestrator.protocol.agreements import Agreement
@@ -164,6 +166,8 @@ def _facts(ctx: CustodianContext, request: TransferRequest, record: OwnedObject
             | {str(a) for a in body.get("relied_agreement_ids", ())}))
     used: dict[str, str] = {}  # a consent authorises one transfer
     for entry in _custodian_entries(ctx, "transfer.decided", model_id=record.id):
+        if entry.event.body.get("transfer_id") == request.transfer_id:
+            continue  # another owner's permit of this very transfer
         decision_doc = entry.event.body.get("decision") or {}
         owner = str(entry.event.body.get("owner"))
         if (decision_doc.get("permit") is True and owner in model.owners
@@ -183,7 +187,7 @@ def _facts(ctx: CustodianContext, request: TransferRequest, record: OwnedObject
         consent_problems=tuple(consent_problems), agreements=tuple(effective),
         ended=dict(ended), documents=documents, derived_under=tuple(sorted(derived)),
         sender=request.sender, holders=holders, used_consents=used,
-        request_problems=tuple(problems),
+        request_problems=tuple(problems), deciding_owners=(ctx.code,),
     ), [item for _, item in pairs]
 
 
@@ -263,21 +267,28 @@ def export_model_key(ctx: CustodianContext,
             "label": record.label}
 
 
-def _permit_entry(ctx: CustodianContext, sealed: Mapping[str, Any]
-                  ) -> SignedEntry | None:
+def _permit_entries(ctx: CustodianContext, sealed: Mapping[str, Any],
+                    owners: Iterable[str]) -> list[SignedEntry] | None:
+    """The permitting ``transfer.decided`` of every owner's custodian for exactly
+    this transfer (the exporter's first), or ``None`` if one is missing."""
+    found: dict[str, SignedEntry] = {}
     for entry in _custodian_entries(ctx, "transfer.decided",
                                     transfer_id=str(sealed["transfer_id"])):
         body = entry.event.body
         owner = str(body.get("owner"))
         if (entry.event.actor == f"custodian:{owner}"
-                and owner == sealed.get("exporter")
                 and body.get("model_id") == sealed.get("model_id")
                 and body.get("model_digest") == sealed.get("model_digest")
                 and body.get("recipient") == ctx.code
                 and body.get("end_use") == sealed.get("end_use")
+                and body.get("sender") == sealed.get("sender")
                 and (body.get("decision") or {}).get("permit") is True):
-            return entry
-    return None
+            found.setdefault(owner, entry)
+    exporter = str(sealed.get("exporter"))
+    wanted = sorted(set(owners), key=lambda o: (o != exporter, o))
+    if exporter not in wanted or any(o not in found for o in wanted):
+        return None
+    return [found[o] for o in wanted]
 
 
 def import_model_key(ctx: CustodianContext,
@@ -294,9 +305,9 @@ def import_model_key(ctx: CustodianContext,
     Raises
     ------
     PolicyDenied
-        The transfer is for another nation, or no permitting ``transfer.decided``
-        signed by the exporting owner's pinned custodian key matches it
-        (``transfer.denied`` recorded).
+        The transfer is for another nation, or not every owner's custodian
+        (each signature checked against its pinned key) recorded a permitting
+        ``transfer.decided`` matching it (``transfer.denied`` recorded).
     AlreadyExists
         The transfer is already completed (a replay).
     IntegrityError
@@ -322,12 +333,14 @@ def import_model_key(ctx: CustodianContext,
         raise PolicyDenied(f"{ctx.code} custodian: refuse", reasons=[reason])
     if ctx.journal.find("transfer.completed", transfer_id=transfer_id):
         raise AlreadyExists(f"transfer {transfer_id} is already completed")
-    decided = _permit_entry(ctx, sealed)
-    if decided is None:
-        reason = (f"no permitting transfer.decided by an owner's custodian matches "
-                  f"transfer {transfer_id}")
+    owners = Label.from_json(label, derived=True).owners
+    permits = _permit_entries(ctx, sealed, owners)
+    if permits is None:
+        reason = (f"no permitting transfer.decided by every owner's custodian "
+                  f"({', '.join(sorted(owners))}) matches transfer {transfer_id}")
         ctx.record("transfer.denied", {**base, "reasons": [reason]})
         raise PolicyDenied(f"{ctx.code} custodian: refuse", reasons=[reason])
+    decided = permits[0]
     dek = hpke_open(ctx.keys.hpke_key(), blob, transfer_hpke_info(
         transfer_id, model_id, ctx.code, model_digest))
     if len(dek) != DEK_SIZE:
@@ -335,14 +348,15 @@ def import_model_key(ctx: CustodianContext,
                              source=transfer_id)
     keystore = ctx.keys.keystore(clock=ctx.clock, audit=ctx.record)
     version, wrapped = keystore.wrap(dek)
-    decision = TransferDecision.from_json(decided.event.body["decision"])
+    decision = combine_decisions([TransferDecision.from_json(e.event.body["decision"])
+                                  for e in permits])
     seq = ctx.record("transfer.completed", {
         **base, "exporter": decided.event.body["owner"],
         "end_use": decided.event.body["end_use"],
         "sender": decided.event.body.get("sender"), "kek_id": keystore.kek_id,
         "kek_version": version, "consent_ids": list(decision.consent_ids),
         "relied_agreement_ids": list(decision.relied_agreement_ids),
-        "decision_seq": decided.seq})
+        "decision_seq": decided.seq, "decision_seqs": [e.seq for e in permits]})
     ctx.store.add_object(OwnedObject(
         id=f"{transfer_id}:{model_id}", kind="transferred-model", label=label,
         job_id="", attempt_id="", site="", inputs=[model_id],
@@ -405,8 +419,8 @@ def accept_consent(ctx: CustodianContext, signed: SignedEvent) -> SignedEntry:
         Not a consent of this nation's officer.
     IntegrityError
         The event or the statement is not signed by the pinned officer key.
-    NotFound
-        This custodian keyed no such model.
+    PolicyDenied
+        This custodian keyed no such model (its nation is not an owner).
     """
     nation = ctx.check_officer_event(signed)
     if nation != ctx.code:
@@ -415,6 +429,11 @@ def accept_consent(ctx: CustodianContext, signed: SignedEvent) -> SignedEntry:
     statement = verify_statement(SignedStatement.from_json(signed.event.body),
                                  public_key=ctx.officer_key(nation),
                                  expected_type=CONSENT_TYPE, expected_nation=nation)
-    ctx.store.object(str(statement["model_id"]))
+    try:
+        ctx.store.object(str(statement["model_id"]))
+    except NotFound as exc:
+        raise PolicyDenied(f"{ctx.code} keyed no model {statement['model_id']}: only "
+                           "its owners' officers may consent to its transfer",
+                           reasons=[f"consent: {ctx.code} is not an owner"]) from exc
     with ctx.lock():
         return ctx.submit(signed)

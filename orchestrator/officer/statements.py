@@ -80,6 +80,10 @@ def _parties(connect: Connector, officer: OfficerState, agreement_id: str,
     standings = [s for s in connect(officer.nation).standings()
                  if s["agreement_id"] == agreement_id]
     if not standings:
+        if field == "--as":
+            raise ConfigError(f"{officer.nation} is not a party to {agreement_id} "
+                              f"(the {officer.nation} custodian holds no such "
+                              "agreement)", field=field)
         raise ConfigError(f"the {officer.nation} custodian holds no agreement "
                           f"{agreement_id!r}", field=field)
     return [str(p) for p in standings[-1]["parties"]], standings[-1]

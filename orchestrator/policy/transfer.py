@@ -112,6 +112,7 @@ __all__ = [
     "TransferDecision",
     "TransferFacts",
     "classify_export_control",
+    "combine_decisions",
     "evaluate_transfer",
 ]
 
@@ -276,6 +277,11 @@ class TransferFacts:
         Consent id -> id of the earlier permitted transfer that relied on it.
     request_problems
         Problems the caller found with the request (cited by rule ``request``).
+    deciding_owners
+        The owners whose agreements with the recipient this decision answers
+        for: a custodian knows only its own nation's agreements, so each owner's
+        custodian decides for itself and a transfer needs every owner's permit
+        (:func:`combine_decisions`). Empty: every owner.
     """
 
     model: ModelFacts
@@ -292,6 +298,7 @@ class TransferFacts:
     holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     used_consents: Mapping[str, str] = field(default_factory=dict)
     request_problems: tuple[str, ...] = ()
+    deciding_owners: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -608,7 +615,7 @@ def _agreement_reason(f: TransferFacts
     parts: list[str] = []
     failed = False
     third: list[str] = []
-    for owner in sorted(f.model.owners):
+    for owner in sorted(f.deciding_owners or f.model.owners):
         covering = [a for a in f.agreements
                     if a.covers(owner, recipient) and a.id not in f.ended]
         valid = sorted((a for a in covering if a.is_valid_on(day)),
@@ -713,4 +720,37 @@ def evaluate_transfer(facts: TransferFacts) -> TransferDecision:
         third_party=third_party, re_transfer=re_transfer)
 
 
+def combine_decisions(decisions: Sequence[TransferDecision]) -> TransferDecision:
+    """The decision of a transfer from every owner's custodian's decision: it
+    permits only if each permits; each rule passes only if it passed for each
+    (the details joined); relied agreements and counted consents are the union.
 
+    Raises
+    ------
+    ValueError
+        If ``decisions`` is empty or they are not about one transfer.
+    """
+    if not decisions:
+        raise ValueError("no decisions to combine")
+    first = decisions[0]
+    if any((d.model_id, d.recipient, d.end_use, d.sender)
+           != (first.model_id, first.recipient, first.end_use, first.sender)
+           for d in decisions):
+        raise ValueError("decisions are about different transfers")
+    reasons = []
+    for i, reason in enumerate(first.reasons):
+        details: list[str] = []
+        for d in decisions:
+            if d.reasons[i].detail not in details:
+                details.append(d.reasons[i].detail)
+        reasons.append(Reason(reason.rule, all(d.reasons[i].passed for d in decisions),
+                              "; ".join(details)))
+    return TransferDecision(
+        model_id=first.model_id, recipient=first.recipient, end_use=first.end_use,
+        sender=first.sender, permit=all(d.permit for d in decisions),
+        reasons=tuple(reasons),
+        relied_agreement_ids=tuple(sorted({a for d in decisions
+                                           for a in d.relied_agreement_ids})),
+        consent_ids=tuple(dict.fromkeys(c for d in decisions for c in d.consent_ids)),
+        third_party=any(d.third_party for d in decisions),
+        re_transfer=any(d.re_transfer for d in decisions))

@@ -24,7 +24,12 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, NotFound, PolicyDenied
 from orchestrator.labels import parse_nation
-from orchestrator.policy.transfer import SLUG, ModelFacts, TransferDecision
+from orchestrator.policy.transfer import (
+    SLUG,
+    ModelFacts,
+    TransferDecision,
+    combine_decisions,
+)
 from orchestrator.protocol.statements import SignedStatement, statements_in
 from orchestrator.protocol.transfer import TransferDenied, TransferRequest
 from orchestrator.submit.context import Orchestrator
@@ -103,8 +108,10 @@ def load_consent_file(path: Path) -> SignedStatement:
         raise ConfigError("not a signed consent statement", source=str(path)) from exc
 
 
-def _decided(orch: Orchestrator, transfer_id: str) -> TransferDecision | None:
-    for entry in reversed(orch.log.find("transfer.decided", transfer_id=transfer_id)):
+def _decided(orch: Orchestrator, transfer_id: str,
+             owner: str) -> TransferDecision | None:
+    for entry in reversed(orch.log.find("transfer.decided", transfer_id=transfer_id,
+                                        owner=owner)):
         try:
             return TransferDecision.from_json(entry.event.body["decision"])
         except (ConfigError, KeyError, TypeError):
@@ -115,7 +122,10 @@ def _decided(orch: Orchestrator, transfer_id: str) -> TransferDecision | None:
 def transfer_model(orch: Orchestrator, model_id: str, recipient: str, end_use: str,
                    *, sender: str | None = None,
                    consents: Sequence[SignedStatement] = ()) -> TransferResult:
-    """Transfer ``model_id`` to ``recipient``: decided and keyed by custodians.
+    """Transfer ``model_id`` to ``recipient``: every owner's custodian decides
+    for its own nation (and seals the DEK to the recipient); the recipient's
+    custodian takes the first owner's sealed key once it found every owner's
+    permit in the log.
 
     Raises
     ------
@@ -138,21 +148,25 @@ def transfer_model(orch: Orchestrator, model_id: str, recipient: str, end_use: s
     record = registry.model(model_id)
     owners = sorted(ModelFacts.from_label(record.id, record.sealed_digest,
                                           record.label).owners)
-    exporter_nation = owners[0]
     request = TransferRequest(
         transfer_id="xfer-" + uuid.uuid4().hex[:16], model_id=record.id,
         model_digest=record.sealed_digest, recipient=recipient, end_use=end_use,
         sender=sender, consents=(*collect_consents(orch, record.id), *consents))
-    try:
-        sealed = orch.connect(exporter_nation).export_model_key(request.to_json())
-    except PolicyDenied as exc:
-        raise TransferDenied(
-            f"transfer of {record.id} to {recipient} refused by the "
-            f"{exporter_nation} custodian", reasons=exc.reasons,
-            decision=_decided(orch, request.transfer_id),
-            transfer_id=request.transfer_id) from exc
+    sealed_by: dict[str, dict[str, Any]] = {}
+    for owner in owners:  # every owner's custodian decides for its own nation
+        try:
+            sealed_by[owner] = orch.connect(owner).export_model_key(request.to_json())
+        except PolicyDenied as exc:
+            raise TransferDenied(
+                f"transfer of {record.id} to {recipient} refused by the "
+                f"{owner} custodian", reasons=exc.reasons,
+                decision=_decided(orch, request.transfer_id, owner),
+                transfer_id=request.transfer_id) from exc
+    exporter_nation = owners[0]
+    sealed = sealed_by[exporter_nation]
     wrapped = orch.connect(recipient).import_model_key(sealed)
-    decision = TransferDecision.from_json(sealed["decision"])
+    decision = combine_decisions([TransferDecision.from_json(s["decision"])
+                                  for s in sealed_by.values()])
     transfer = TransferRecord(
         id=request.transfer_id, model_id=record.id, model_digest=record.sealed_digest,
         recipient=recipient, sender=sender or "", exporter=exporter_nation,

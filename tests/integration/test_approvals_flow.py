@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orchestrator.approvals import approval_requests
 from testkit import ROOT, Sovereign, World, custodian_of, make_world
 
+from orchestrator.embedded import approval_requests
 from orchestrator.errors import DecisionPending
 from orchestrator.protocol.release import JobRequest
 from orchestrator.timeutil import parse_rfc3339
@@ -143,8 +143,9 @@ def test_case_by_case_submit_approve_resume(tmp_path: Path) -> None:
     assert (pending["request_id"], pending["job_id"], pending["status"]) == (
         rid, job_id, "pending")
     assert cli("approvals", "list", "--as", "USA", "--json").json() == []
+    # the USA officer's own custodian holds no AUS request: nothing to sign
     foreign = cli("approvals", "approve", rid, "--as", "USA", ok=False)
-    assert foreign.code == 2 and "for the AUS officer, not USA" in foreign.err
+    assert foreign.code == 5 and f"no approval request {rid!r}" in foreign.err
 
     before = datetime.now(UTC)
     approved = cli("approvals", "approve", rid, "--as", "AUS", "--expires-in", "1h",

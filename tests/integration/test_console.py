@@ -4,8 +4,9 @@ never Selenium Manager).
 
 The officer signs in and approves a pending case-by-case request by choosing the
 key file, exactly as a person would; the signing happens in the page (WebCrypto).
-The custody log must then hold ``approval.granted`` whose statement verifies
-against the registered AUS officer key. Another nation's officer key is refused.
+The custody log must then hold ``approval.granted`` (recorded by the AUS
+custodian) whose statement verifies against the AUS officer's key. Another
+nation's officer key is refused.
 
 Skips only when Chromium or chromedriver cannot be installed
 (``scripts/install-chromium.sh``).
@@ -25,14 +26,15 @@ from typing import Any
 
 import httpx
 import pytest
-from orchestrator.approvals import approval_requests, request_approval, request_id_for
-from testkit import ROOT, World, make_world
+from testkit import ROOT, World, ctx_of, make_world
 
-from orchestrator.canonical import b64d, sha256_hex
+from orchestrator.canonical import sha256_hex
 from orchestrator.crypto import load_private_key
+from orchestrator.embedded import approval_requests
 from orchestrator.log.store import CustodyLog
+from orchestrator.nation.approvals import request_approval
+from orchestrator.protocol.approvals import request_id_for
 from orchestrator.protocol.statements import SignedStatement, verify_statement
-from orchestrator.submit.registry import Registry
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -61,10 +63,8 @@ def _free_port() -> int:
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     world = make_world(tmp_path)
-    state = world.state
     request_approval(
-        CustodyLog(state.custody_db),
-        load_private_key(state.nation_dir("AUS") / "custodian.key"), "custodian:AUS",
+        ctx_of(world.state, "AUS"),
         request_id=request_id_for("job-case-1", "AUS", world.site), owner="AUS",
         job_id="job-case-1", request_digest="sha256:" + sha256_hex(b"job-case-1"),
         dataset_id=world.dataset_id, site=world.site, priority_area="quantum-sensing",
@@ -165,11 +165,11 @@ def test_officer_approves_in_headless_chromium(world: World, console_url: str,
 
     state = world.state
     rid = request_id_for("job-case-1", "AUS", world.site)
-    aus_key = state.nation_dir("AUS") / "officer.key"
+    aus_key = state.officer_dir("AUS") / "officer.key"
 
     # Another nation's officer cannot sign in to the AUS console.
     driver.get(f"{console_url}/login")
-    _sign_with(driver, state.nation_dir("GBR") / "officer.key")
+    _sign_with(driver, state.officer_dir("GBR") / "officer.key")
     assert _wait_for(driver, "error-title").text == "Login refused"
     reason = driver.find_element(By.ID, "error-reason").text
     assert "not the registered AUS officer key" in reason, reason
@@ -213,7 +213,7 @@ def test_officer_approves_in_headless_chromium(world: World, console_url: str,
     (granted,) = CustodyLog(state.custody_db).find("approval.granted",
                                                    request_id=rid)
     signed = SignedStatement.from_json(granted.event.body)
-    public = b64d(Registry(state.registry_db).nation("AUS").officer_public)
+    public = load_private_key(aus_key).public_bytes()
     statement = verify_statement(signed, public_key=public,
                                  expected_type="approval/v1", expected_nation="AUS")
     assert statement["decision"] == "approve" and statement["request_id"] == rid

@@ -1,10 +1,11 @@
 """The custodian as a separate mTLS service: real ``custodian serve`` processes.
 
-Each fixture builds a real world (``testkit.make_world``), runs ``sovereign
-custodian pki init`` for AUS and GBR through the CLI, starts ``python -m
-orchestrator custodian serve --nation AUS`` on a free loopback port, waits for
-``/v1/health`` and registers it in the nation directory with ``sovereign
-custodian register``. The service is terminated at teardown.
+Each fixture builds a real world (``testkit.make_world``: every nation's CA,
+the orchestrator's and the site's client certificates issued as the parties
+were introduced), starts ``python -m orchestrator custodian serve --nation AUS``
+on a free loopback port over the AUS nation directory, waits for
+``/v1/health`` and registers it in the orchestrator's directory with
+``sovereign custodian register``. The service is terminated at teardown.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from orchestrator.nation.client import CustodianUnavailable, HttpCustodian
+from services import ServiceProcess, custodian_service
 from testkit import ROOT, Sovereign, World, custodian_of, make_world, register_job
 
 from orchestrator.canonical import b64d, b64e
@@ -30,12 +31,13 @@ from orchestrator.crypto import (
     load_private_key,
     new_dek,
 )
-from orchestrator.embedded import custodian_connector
+from orchestrator.embedded import Deployment
 from orchestrator.errors import AttestationError, DecisionPending, PolicyDenied
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.custodian import LocalCustodian
-from orchestrator.nation.pki import NationPki
-from orchestrator.nation.service import ServiceProcess, free_port
+from orchestrator.net.custodian_client import CustodianUnavailable, HttpCustodian
+from orchestrator.net.service import free_port
+from orchestrator.protocol.parties import NationCard
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.submit.registry import Registry
@@ -48,16 +50,22 @@ class Served:
     world: World
     cli: Sovereign
     service: ServiceProcess
-    aus: NationPki
-    gbr: NationPki
 
-    def client(self, **kwargs: object) -> HttpCustodian:
+    @property
+    def ca(self) -> Path:
+        return self.world.state.nation_dir("AUS") / "pki" / "ca.pem"
+
+    def cert(self, party: str, nation: str = "AUS") -> tuple[Path, Path]:
+        """``party``'s (``site``/``orchestrator``) certificate from ``nation``."""
+        tls = (self.world.state.site_dir(self.world.site) if party == "site"
+               else self.world.state.orchestrator_dir) / "tls"
+        return tls / f"{nation}.pem", tls / "client.key"
+
+    def client(self, party: str = "site", **kwargs: object) -> HttpCustodian:
+        cert, key = self.cert(party)
         args: dict[str, object] = {
-            "ca": self.aus.ca_cert,
-            "cert": self.aus.client_cert("site-local"),
-            "key": self.aus.client_key("site-local"),
-            "connect_timeout": 3.0,
-            "read_timeout": 10.0,
+            "ca": self.ca, "cert": cert, "key": key,
+            "connect_timeout": 3.0, "read_timeout": 10.0,
         }
         args.update(kwargs)
         return HttpCustodian("AUS", self.service.url, **args)  # type: ignore[arg-type]
@@ -66,22 +74,11 @@ class Served:
 def _serve(root: Path) -> Iterator[Served]:
     world = make_world(root)
     cli = Sovereign(world.state.root)
-    cli("custodian", "pki", "init", "AUS")
-    cli("custodian", "pki", "init", "GBR")
-    service = ServiceProcess(world.state, "AUS")
-    service.start()
+    service = custodian_service(world.state, "AUS")
     try:
-        aus = NationPki.of(world.state, "AUS")
-        cli(
-            "custodian",
-            "register",
-            "AUS",
-            "--url",
-            service.url,
-            "--ca",
-            str(aus.ca_cert),
-        )
-        yield Served(world, cli, service, aus, NationPki.of(world.state, "GBR"))
+        cli("custodian", "register", "AUS", "--url", service.url,
+            "--ca", str(world.state.nation_dir("AUS") / "pki" / "ca.pem"))
+        yield Served(world, cli, service)
     finally:
         service.stop()
 
@@ -115,12 +112,16 @@ def _release_request(
 
 def test_round_trip_challenge_decide_release_wrap(served: Served) -> None:
     world = served.world
-    job_id = _job(world, "job-rt")
-    with served.client() as aus:
+    job_id = "job-rt"
+    register_job(world, job_id)
+    with served.client() as aus, served.client("orchestrator") as orch:
         health = aus.health()
         assert health["nation"] == "AUS" and health["pid"] != os.getpid()
         before = health["served"]
-        decision = aus.decide(
+        with pytest.raises(PolicyDenied):  # a site may not ask for decisions
+            aus.decide(JobRequest(job_id, world.dataset_id, world.site,
+                                  "undersea-autonomy", 0.5, MEASUREMENT))
+        decision = orch.decide(
             JobRequest(
                 job_id,
                 world.dataset_id,
@@ -150,7 +151,7 @@ def test_round_trip_challenge_decide_release_wrap(served: Served) -> None:
             evidence=_release_request(world, aus, key, job_id, "attempt-rt").evidence,
             grant_id=grant.grant_id,
         )
-        public = b64d(Registry(world.state.registry_db).nation("AUS").hpke_public)
+        public = NationCard.verify(aus.card(), expect="AUS").hpke_public
         wrap = replace(
             wrap,
             sealed_dek=b64e(
@@ -161,14 +162,14 @@ def test_round_trip_challenge_decide_release_wrap(served: Served) -> None:
         assert wrapped.owner == "AUS" and len(b64d(wrapped.wrapped_dek)) == 40
         after = aus.health()["served"]
         delta = {k: after[k] - before.get(k, 0) for k in after}
-        assert delta == {"challenge": 2, "decide": 1, "release": 1, "wrap": 1}
+        assert delta == {"challenge": 2, "decide": 1, "release": 1, "wrap": 1,
+                         "card": 1}
 
 
 def test_connector_picks_http_for_registered_nations(served: Served) -> None:
-    connect = custodian_connector(served.world.state)
-    assert isinstance(connect("AUS"), HttpCustodian)
-    assert connect("AUS") is connect("AUS")  # one connection per attempt
-    assert isinstance(connect("GBR"), LocalCustodian)
+    deployment = Deployment(served.world.state)
+    assert isinstance(deployment.connect("AUS"), HttpCustodian)
+    assert isinstance(deployment.connect("GBR"), LocalCustodian)
     listed = served.cli("custodian", "list", "--json").json()
     assert listed["AUS"]["url"] == served.service.url
 
@@ -181,9 +182,9 @@ def test_refusals_keep_their_class_and_reasons(served: Served) -> None:
     )
     with pytest.raises(PolicyDenied) as expected:
         local.decide(review)
-    with served.client() as aus:
+    with served.client() as aus, served.client("orchestrator") as orch:
         with pytest.raises(PolicyDenied) as denied:
-            aus.decide(replace(review, job_id="job-review-2"))
+            orch.decide(replace(review, job_id="job-review-2"))
         assert denied.value.reasons == expected.value.reasons
         assert denied.value.reasons and any(
             "approval" in r for r in denied.value.reasons
@@ -197,7 +198,7 @@ def test_refusals_keep_their_class_and_reasons(served: Served) -> None:
         key = RecipientKey.generate()
         with pytest.raises(PolicyDenied) as unknown:
             aus.release_key(_release_request(world, aus, key, "job-none", "a-x"))
-        assert unknown.value.reasons  # "job-none" is not registered
+        assert unknown.value.reasons  # "job-none" was never admitted
         job_id = _job(world, "job-replay")
         request = _release_request(world, aus, key, job_id, "a-replay")
         aus.release_key(request)
@@ -212,7 +213,7 @@ def test_no_client_certificate_is_refused(served: Served) -> None:
     # Raw TLS 1.3 without a certificate: the client's side of the handshake ends
     # before the server checks the (missing) certificate, so the refusal shows as
     # an alert or a closed connection on the first read, never as an HTTP answer.
-    context = ssl.create_default_context(cafile=str(served.aus.ca_cert))
+    context = ssl.create_default_context(cafile=str(served.ca))
     with socket.create_connection(("127.0.0.1", served.service.port), 5) as raw:
         try:
             with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
@@ -226,38 +227,27 @@ def test_no_client_certificate_is_refused(served: Served) -> None:
 
 
 def test_client_certificate_of_another_nation_is_refused(served: Served) -> None:
-    foreign = served.client(
-        cert=served.gbr.client_cert("orchestrator"),
-        key=served.gbr.client_key("orchestrator"),
-    )
+    cert, key = served.cert("orchestrator", "GBR")
+    foreign = served.client(cert=cert, key=key)
     with foreign, pytest.raises(CustodianUnavailable):
         foreign.challenge()
 
 
 def test_server_not_matching_the_pinned_ca_is_refused(served: Served) -> None:
-    wrong_pin = served.client(ca=served.gbr.ca_cert)
+    wrong_pin = served.client(
+        ca=served.world.state.nation_dir("GBR") / "pki" / "ca.pem")
     with wrong_pin, pytest.raises(CustodianUnavailable, match="CERTIFICATE_VERIFY"):
         wrong_pin.challenge()
 
 
 def test_transport_failures_fail_closed(served: Served) -> None:
-    nobody = HttpCustodian(
-        "AUS",
-        f"https://127.0.0.1:{free_port()}",
-        ca=served.aus.ca_cert,
-        cert=served.aus.client_cert("site-local"),
-        key=served.aus.client_key("site-local"),
-        connect_timeout=1.0,
-    )
+    cert, key = served.cert("site")
+    nobody = HttpCustodian("AUS", f"https://127.0.0.1:{free_port()}", ca=served.ca,
+                           cert=cert, key=key, connect_timeout=1.0)
     with nobody, pytest.raises(CustodianUnavailable, match="unreachable"):
         nobody.challenge()
-    impostor = HttpCustodian(
-        "GBR",
-        served.service.url,
-        ca=served.aus.ca_cert,
-        cert=served.aus.client_cert("site-local"),
-        key=served.aus.client_key("site-local"),
-    )
+    impostor = HttpCustodian("GBR", served.service.url, ca=served.ca, cert=cert,
+                             key=key)
     with impostor, pytest.raises(CustodianUnavailable, match="serves 'AUS'"):
         impostor.health()
 
@@ -270,11 +260,11 @@ def test_register_checks_the_client_certificate_against_the_ca(served: Served) -
         "--url",
         served.service.url,
         "--ca",
-        str(served.aus.ca_cert),
+        str(served.ca),
         "--cert",
-        str(served.gbr.client_cert("orchestrator")),
+        str(served.cert("orchestrator", "GBR")[0]),
         "--key",
-        str(served.gbr.client_key("orchestrator")),
+        str(served.cert("orchestrator", "GBR")[1]),
         ok=False,
     )
     assert result.code == 3 and "was not issued by" in result.err
@@ -285,7 +275,7 @@ def test_register_checks_the_client_certificate_against_the_ca(served: Served) -
         "--url",
         "http://127.0.0.1:1",
         "--ca",
-        str(served.aus.ca_cert),
+        str(served.ca),
         ok=False,
     )
     assert bad_url.code == 2 and "https://" in bad_url.err
@@ -295,7 +285,7 @@ def test_register_checks_the_client_certificate_against_the_ca(served: Served) -
 def test_sonar_workflow_end_to_end_with_aus_as_a_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.submit.pipeline import submit
+    from orchestrator.embedded import submit
 
     monkeypatch.setenv(
         "PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]

@@ -130,9 +130,10 @@ def test_sonar_job_through_a_globus_compute_site(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from testkit import register_accredited_site as register_site
+
     from orchestrator.log.store import CustodyLog
     from orchestrator.submit import pipeline
-    from orchestrator.submit.registration import register_site
 
     world = make_world(tmp_path)
     site = tmp_path / "gc.toml"

@@ -23,9 +23,10 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 
 
 def test_jobs_view_and_monitoring_db(tmp_path: Path) -> None:
+    from testkit import register_accredited_site as register_site
+
     from orchestrator.log.store import CustodyLog
     from orchestrator.submit.jobs import TaskState
-    from orchestrator.submit.registration import register_site
     from orchestrator.submit.registry import Registry
 
     world = make_world(tmp_path)  # registers "local" (no monitoring)

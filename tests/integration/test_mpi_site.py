@@ -40,10 +40,11 @@ def _two_rank_workflow(root: Path) -> Path:
 
 
 def run_two_ranks(root: Path, site_config: str, site: str) -> None:
+    from testkit import register_accredited_site as register_site
+
+    from orchestrator.embedded import submit
     from orchestrator.log.store import CustodyLog
     from orchestrator.submit.jobs import job_view
-    from orchestrator.submit.pipeline import submit
-    from orchestrator.submit.registration import register_site
     from orchestrator.submit.registry import Registry
 
     world = make_world(root)

@@ -1,4 +1,8 @@
-"""Officers' offline tools end to end: prove, verify-bundle, report (Chromium)."""
+"""Officers' offline tools end to end: prove, verify-bundle, report (Chromium).
+
+The officer verifies a bundle in an empty directory holding only the bundle and
+its own ``trust.json`` (the log's and the witnesses' keys it pinned when the
+parties were introduced)."""
 
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ from typing import Any
 import pytest
 from testkit import ROOT, Sovereign, World, make_world
 
-from orchestrator.officer import open_tlog, witness
+from orchestrator.embedded import witness
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, str, Sovereign]:
-    from orchestrator.submit.pipeline import submit
+    from orchestrator.embedded import submit
 
     world = make_world(tmp_path_factory.mktemp("officer-world"))
     result = submit(world.state, ROOT / "workflows" / "sonar_classification.toml",
@@ -50,30 +54,42 @@ def offline_dir(job: tuple[World, str, Sovereign], tmp_path: Path) -> Path:
     empty = tmp_path / "officer"
     empty.mkdir()
     shutil.copy(out, empty / "bundle.json")
+    shutil.copy(job[0].state.officer_dir("AUS") / "trust.json", empty / "trust.json")
     return empty
 
 
 def test_bundle_verifies_in_a_fresh_process_with_nothing_else(
     job: tuple[World, str, Sovereign], offline_dir: Path
 ) -> None:
-    world, model_id, _ = job
-    vkey = open_tlog(world.state).verifier().vkey()
-    proc = _offline(["custody", "verify-bundle", "bundle.json", "--log-key", vkey,
-                     "--require-cosigners", "AUS,GBR", "--json"], offline_dir)
+    _, model_id, _ = job
+    proc = _offline(["custody", "verify-bundle", "bundle.json", "--trust",
+                     "trust.json", "--require-cosigners", "AUS,GBR", "--json"],
+                    offline_dir)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["verified"] and report["model_id"] == model_id
     assert report["log_key_pinned"] and report["cosigners"] == ["AUS", "GBR"]
-    assert sorted(p.name for p in offline_dir.iterdir()) == ["bundle.json"]
-    tofu = _offline(["custody", "verify-bundle", "bundle.json"], offline_dir)
+    assert sorted(p.name for p in offline_dir.iterdir()) == ["bundle.json",
+                                                            "trust.json"]
+    unpinned = _offline(["custody", "verify-bundle", "bundle.json"], offline_dir)
+    assert unpinned.returncode == 3 and "no pinned log key" in unpinned.stderr
+    tofu = _offline(["custody", "verify-bundle", "bundle.json",
+                     "--trust-log-on-first-use"], offline_dir)
     assert tofu.returncode == 0, tofu.stderr
-    assert "verified" in tofu.stdout and "trust on first use" in tofu.stdout
+    assert "verified" in tofu.stdout and "on first use" in tofu.stdout
 
 
 def _rewrite(path: Path, edit: Any) -> None:
     doc = json.loads(path.read_text())
     edit(doc)
     path.write_text(json.dumps(doc))
+
+
+def _drop_cosignature(doc: dict[str, Any]) -> None:
+    note = doc["checkpoint"]["note"]
+    doc["checkpoint"]["note"] = "".join(
+        line for line in note.splitlines(keepends=True)
+        if not line.startswith("\u2014 witness-AUS "))
 
 
 def _flip_proof(doc: dict[str, Any]) -> None:
@@ -104,16 +120,16 @@ def test_truncated_or_garbage_json(offline_dir: Path, content: Any, words: str) 
     [
         (_flip_proof, [], "entry 0 inclusion proof"),
         (lambda d: d["entries"].pop(), [], "bundle: "),
-        (lambda d: None, ["--require-cosigners", "USA"], "no valid signature"),
-        (lambda d: d["checkpoint"].update(witness_keys={}), ["--require-cosigners",
-                                                         "AUS"], "no witness key"),
+        (lambda d: None, ["--require-cosigners", "USA"], "witness-USA"),
+        (_drop_cosignature, ["--require-cosigners", "AUS"], "witness-AUS"),
     ],
 )
 def test_forged_bundles_are_refused_by_the_cli(
     offline_dir: Path, edit: Any, args: list[str], words: str
 ) -> None:
     _rewrite(offline_dir / "bundle.json", edit)
-    proc = _offline(["custody", "verify-bundle", "bundle.json", *args], offline_dir)
+    proc = _offline(["custody", "verify-bundle", "bundle.json", "--trust",
+                     "trust.json", *args], offline_dir)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and words in proc.stderr, proc.stderr
 
@@ -190,8 +206,8 @@ def test_report_escapes_and_names_denials(
     refused = cli("model", "open", model_id, "--as", "GBR", "--out",
                   str(tmp_path / "m.bin"), ok=False)
     assert refused.code == 4
-    from orchestrator.report import render_report
+    from orchestrator.embedded import render_nation_report
 
-    page = render_report(world.state, "AUS")  # AUS owns the model
+    page = render_nation_report(world.state, "AUS")  # AUS owns the model
     assert "model.open.denied" in page and "GBR is not an owner" in page
     assert "<script" not in page

@@ -9,8 +9,8 @@ import pytest
 from testkit import ROOT, make_world
 
 from orchestrator.crypto import HpkeSuite
+from orchestrator.embedded import submit
 from orchestrator.log.store import CustodyLog
-from orchestrator.submit.pipeline import submit
 
 pytestmark = pytest.mark.slow
 

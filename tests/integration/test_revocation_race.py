@@ -1,9 +1,11 @@
-"""Revoking an agreement stops new releases at once (reliability plan, test 29).
+"""Ending an agreement stops new releases at once (reliability plan, test 29).
 
-200 release requests race, on 16 threads, against a thread that revokes the
-AUS-USA agreement once some releases have happened. In custody-log order no
-``key.released`` relying on that agreement may follow ``agreement.revoked``;
-every request after it is denied (policy: no agreement) and logged.
+200 release requests race, on 16 threads, against a thread in which the AUS
+officer terminates the AUS-USA agreement (any-party termination) once some
+releases have happened; the termination reaches the AUS custodian first. In
+custody-log order no ``key.released`` relying on that agreement may follow
+``agreement.terminated``; every request after it is denied (policy: no
+agreement) and logged.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from pathlib import Path
 from testkit import ROOT, custodian_of, make_world, register_job
 
 from orchestrator.crypto import RecipientKey, load_private_key
+from orchestrator.embedded import terminate_agreement
 from orchestrator.errors import PolicyDenied
 from orchestrator.log.store import CustodyLog
 from orchestrator.protocol.agreements import load_agreement
 from orchestrator.protocol.release import ReleaseRequest
 from orchestrator.site.attestation import SoftwareAttester
-from orchestrator.submit.registration import revoke_agreement
 
 MEASUREMENT = "sha256:" + "ab" * 32
 N = 200
 
 
-def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
+def test_no_release_is_ordered_after_the_termination(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     agreement = load_agreement(ROOT / "agreements" / "aus-usa.toml").id
     register_job(world, "job-r", admit=("AUS",))
@@ -57,7 +59,7 @@ def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
     def revoke() -> None:
         for _ in range(20):  # let some releases through first
             released.acquire(timeout=30)
-        revoke_agreement(world.state, agreement, reason="test 29")
+        terminate_agreement(world.state, agreement, "AUS", reason="test 29")
 
     revoker = threading.Thread(target=revoke)
     revoker.start()
@@ -66,7 +68,7 @@ def test_no_release_is_ordered_after_the_revocation(tmp_path: Path) -> None:
     revoker.join()
 
     entries = list(CustodyLog(world.state.custody_db).entries())
-    revoked_at = [e.seq for e in entries if e.event.kind == "agreement.revoked"]
+    revoked_at = [e.seq for e in entries if e.event.kind == "agreement.terminated"]
     assert len(revoked_at) == 1
     after = [e for e in entries if e.seq > revoked_at[0]
              and e.event.kind == "key.released"

@@ -81,9 +81,10 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_sonar_on_slurm_matches_local(slurm_cluster: Path) -> None:
+    from testkit import register_accredited_site as register_site
+
+    from orchestrator.embedded import submit
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.pipeline import submit
-    from orchestrator.submit.registration import register_site
 
     world = make_world(slurm_cluster)  # local site, sealed sonar, AUS-USA agreement
     register_site(world.state, ROOT / "site_configs" / "local-slurm.toml")

@@ -24,28 +24,32 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from orchestrator.transfer import (
-    consent_to_transfer,
-    receive_model,
-    transfer_history,
-    transfer_model,
-)
-from testkit import ROOT, SONAR, CliResult, Sovereign, custodian_of
+from testkit import ROOT, SONAR, CliResult, Sovereign, ctx_of, custodian_of
 
 from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import load_private_key, new_dek, seal_bytes
+from orchestrator.embedded import (
+    Deployment,
+    accredit_site,
+    add_agreement,
+    consent_to_transfer,
+    init_nation,
+    publish_checkpoint,
+    receive_model,
+    transfer_history,
+    transfer_model,
+    verify_custody,
+)
 from orchestrator.embedded.layout import StateDir
 from orchestrator.errors import AlreadyExists, NotFound, PolicyDenied
 from orchestrator.labels import Label
-from orchestrator.log.selfcheck import verify_log
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.identity import NationKeys, init_nation
-from orchestrator.officer import trusted_keys
+from orchestrator.nation.store import OwnedObject
 from orchestrator.policy.transfer import TransferDecision
 from orchestrator.protocol.statements import SignedStatement, sign_statement
 from orchestrator.protocol.transfer import TransferDenied, TransferRequest
-from orchestrator.submit.registration import add_agreement
 from orchestrator.submit.registry import Registry, SealedObjectRecord
+from orchestrator.submit.transfer import collect_consents
 from orchestrator.timeutil import rfc3339, system_clock
 
 pytestmark = pytest.mark.slow
@@ -79,15 +83,16 @@ tier = "pre-approved"
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A trained world: AUS, GBR, USA, NZL; AUS data (REL TO AUS, CAN, GBR, NZL,
     USA) trained at the USA-operated site under AUS-USA; AUS-NZL signed too."""
-    from orchestrator.embedded import seal_dataset
-    from orchestrator.submit.pipeline import submit
-    from orchestrator.submit.registration import register_site
+    from testkit import register_accredited_site as register_site
+
+    from orchestrator.embedded import seal_dataset, submit
 
     root = tmp_path_factory.mktemp("transfer-world")
     state = StateDir(root / "state").ensure()
     for code in ("AUS", "GBR", "USA", "NZL"):
         init_nation(state, code)
-    register_site(state, ROOT / "site_configs" / "local.toml")
+    register_site(state, ROOT / "site_configs" / "local.toml",
+                  by=("AUS", "GBR", "USA", "NZL"))
     seal_dataset(state, SONAR, name="uci-sonar", owners=["AUS"],
                  classification="SECRET",
                  releasable_to=["AUS", "CAN", "GBR", "NZL", "USA"])
@@ -118,6 +123,7 @@ def _join_can(state: StateDir, extra: str = 'prohibited_end_uses = '
               '["weapons-targeting"]') -> None:
     """Initialise CAN and sign an AUS-CAN agreement (weapons-targeting prohibited)."""
     init_nation(state, "CAN")
+    accredit_site(state, "local", "CAN")
     add_agreement(state, _agreement_file(state.root, "AUS-CAN-2026", "AUS", "CAN",
                                          extra), sign_as=["AUS", "CAN"])
 
@@ -161,24 +167,30 @@ def _synth_model(state: StateDir, like: str, *, owners: list[str],
                       label=label.to_json(), manifest_digest=digest_of(manifest))
     path = state.models_dir / f"{object_id}.sealed"
     path.write_bytes(blob)
-    wrapped = {}
-    for owner in sorted(owners):
-        keystore = NationKeys(state.nation_dir(owner), owner).keystore()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    for owner in sorted(owners):  # each owner's custodian keeps its own record
+        ctx = ctx_of(state, owner)
+        keystore = ctx.keys.keystore()
         version, key = keystore.wrap(dek)
-        wrapped[owner] = {"owner": owner, "kek_id": keystore.kek_id,
-                          "kek_version": version, "wrapped_dek": b64e(key)}
+        ctx.store.add_object(OwnedObject(
+            id=object_id, kind="model", label=label.to_json(), job_id=job_id,
+            attempt_id="attempt-synth", site="local", inputs=[],
+            wrapped={"owner": owner, "kek_id": keystore.kek_id,
+                     "kek_version": version, "wrapped_dek": b64e(key)},
+            sealed_digest=digest, created=rfc3339(system_clock())))
     registry.add_model(SealedObjectRecord(
         id=object_id, name=object_id, label=label.to_json(), manifest=manifest,
-        object_path=str(path), sealed_digest="sha256:" + hashlib.sha256(blob)
-        .hexdigest(), wrapped_keys=wrapped, created=rfc3339(system_clock()),
-        job_id=job_id, metrics={}, lineage={"job_id": job_id}))
+        object_path=str(path), sealed_digest=digest, wrapped_keys={},
+        created=rfc3339(system_clock()), job_id=job_id, metrics={},
+        lineage={"job_id": job_id}))
     return object_id
 
 
 def _model_dek(state: StateDir, model_id: str) -> bytes:
     """The model's raw DEK, unwrapped with AUS's keystore (test-side only)."""
-    wrapped = Registry(state.registry_db).model(model_id).wrapped_keys["AUS"]
-    return NationKeys(state.nation_dir("AUS"), "AUS").keystore().unwrap(
+    ctx = ctx_of(state, "AUS")
+    wrapped = ctx.store.object(model_id).wrapped
+    return ctx.keys.keystore().unwrap(
         wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"]))
 
 
@@ -283,7 +295,8 @@ def test_consented_transfer_end_to_end_through_the_cli(world: World,
         consent["statement"]["consent_id"]
     assert Registry(state.registry_db).transfer(transfer_id).consents_digest == \
         decided.event.body["consents_digest"]
-    verify_log(log, trusted_keys(state))  # every step signed by its actor's key
+    publish_checkpoint(state)  # every step signed by its actor's enrolled key
+    verify_custody(state, officer="AUS")
 
     # The raw DEK appears in no custody-log entry, no file of the state directory
     # (registry and custody log included) and no CLI output.
@@ -296,9 +309,10 @@ def test_consented_transfer_end_to_end_through_the_cli(world: World,
     for path in sorted(state.root.rglob("*")):
         if path.is_file():
             data = path.read_bytes()
-            scanned += path.name.startswith(("registry.db", "custody.db"))
+            scanned += path.name.startswith(("registry.db", "custody.db",
+                                             "store.db", "journal.db"))
             assert not any(f in data for f in forms), path
-    assert scanned >= 2
+    assert scanned >= 4
     for result in outputs:
         text = (result.out + result.err).encode()
         assert not any(f in text for f in forms)
@@ -346,7 +360,7 @@ def test_refused_with_an_altered_consent(world: World, tmp_path: Path) -> None:
     state, model_id = world
     _join_can(state)
     record = Registry(state.registry_db).model(model_id)
-    officer = load_private_key(state.nation_dir("AUS") / "officer.key")
+    officer = load_private_key(state.officer_dir("AUS") / "officer.key")
     signed = sign_statement(
         {"type": "transfer-consent/v1", "nation": "AUS",
          "issued_at": rfc3339(system_clock()), "consent_id": "consent-offline",
@@ -378,7 +392,7 @@ def test_refused_when_a_foreign_officer_signs(world: World) -> None:
     state, model_id = world
     _join_can(state)
     record = Registry(state.registry_db).model(model_id)
-    gbr = load_private_key(state.nation_dir("GBR") / "officer.key")
+    gbr = load_private_key(state.officer_dir("GBR") / "officer.key")
     body = {"type": "transfer-consent/v1", "issued_at": rfc3339(system_clock()),
             "model_id": model_id, "model_digest": record.sealed_digest,
             "recipient": "CAN", "end_use": "research",
@@ -475,7 +489,7 @@ def test_re_transfer_by_a_recipient_is_refused(world: World) -> None:
 
 def test_terminated_agreement_refuses_new_transfers_at_once(world: World,
                                                             tmp_path: Path) -> None:
-    from orchestrator.submit.registration import terminate_agreement
+    from orchestrator.embedded import terminate_agreement
 
     state, model_id = world
     _join_can(state)
@@ -498,7 +512,7 @@ def test_recipient_custodian_refuses_keys_without_a_permit(world: World) -> None
     can = custodian_of(state, "CAN")
     forged = {"transfer_id": "xfer-forged", "model_id": model_id,
               "model_digest": record.sealed_digest, "recipient": "CAN",
-              "end_use": "research", "exporter": "AUS",
+              "end_use": "research", "exporter": "AUS", "label": record.label,
               "sealed_dek": b64e(b"\x00" * 80)}
     with pytest.raises(PolicyDenied, match=r"no permitting transfer\.decided"):
         can.import_model_key(forged)
@@ -508,11 +522,9 @@ def test_recipient_custodian_refuses_keys_without_a_permit(world: World) -> None
         custodian_of(state, "GBR").import_model_key(forged)
     # A real hand-over opens once; a replay of it is refused.
     consent_to_transfer(state, model_id, "AUS", recipient="CAN", end_use="research")
-    from orchestrator.transfer import collect_consents
-
     request = TransferRequest("xfer-direct", model_id, record.sealed_digest, "CAN",
-                              "research", None, tuple(collect_consents(state,
-                                                                       model_id)))
+                              "research", None, tuple(collect_consents(
+                                  Deployment(state).orchestrator(), model_id)))
     sealed = custodian_of(state, "AUS").export_model_key(request.to_json())
     dek = _model_dek(state, model_id)
     assert not any(f in json.dumps(sealed).encode() for f in _forms(dek))
@@ -528,7 +540,7 @@ def test_transfer_to_a_nation_without_a_custodian(world: World) -> None:
     state, model_id = world
     decision = _refused(state, model_id, "JPN", "research")
     failed = _failed(decision)
-    assert "JPN has no registered custodian" in failed["request"]
+    assert "JPN has no custodian known to AUS" in failed["request"]
     assert "JPN is not in releasable-to" in failed["releasability"]
     history = transfer_history(state, model_id)
     assert [h["status"] for h in history] == ["denied"]

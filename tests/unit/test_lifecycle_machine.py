@@ -81,12 +81,13 @@ After every step the invariants check the custody log itself:
     agreement; a request is asked again only when it has no round yet, or its
     latest round was cancelled or is for another agreement; no
     ``approval.refused`` is logged (the machine presents no approval of another
-    job, nor an altered one); a consent counts for at most one permitting
-    ``transfer.decided`` (the permit spends it, even if the transfer then fails),
-    and a transfer completes only after a permitting ``transfer.decided``;
-(g) every custodian's ``approval_requests()`` lists exactly the model's requests, each
-with the
-    status (``expired`` included) and agreement of its latest round.
+    job, nor an altered one); a consent counts for the permits of at most one
+    transfer (each owner's custodian decides it; a permit spends it, even if
+    the transfer then fails), and a transfer completes only after a
+    permitting ``transfer.decided``;
+(g) every custodian's ``approval_requests()`` lists exactly the model's
+    requests, each with the status (``expired`` included) and agreement of its
+    latest round.
 
 Officers' approvals are signed on the custodians' clock (controlled), so that
 approval, consent and grant expiry depend only on the generated steps.
@@ -319,6 +320,9 @@ class JobModel:
     digest: str
     admitted: set[str] = field(default_factory=set)
     derived: set[str] = field(default_factory=set)
+    #: owner -> the agreements its own permitting decisions relied on (what its
+    #: custodian knows the model was derived under)
+    derived_by: dict[str, set[str]] = field(default_factory=dict)
     #: owner -> the agreements of the approvals this job used (each while it was
     #: unexpired), in order of use; at release the code counts only the first
     #: one, "as of the instant it was used" (see the module docstring, Open)
@@ -860,7 +864,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             event("decide: a used approval re-used (this job's admission)")
         if expect.outcome == PERMIT:
             job.admitted.add(owner)
-            job.derived |= {a for a in (expect.agreement_id, *expect.joint_ids) if a}
+            relied = {a for a in (expect.agreement_id, *expect.joint_ids) if a}
+            job.derived |= relied
+            job.derived_by.setdefault(owner, set()).update(relied)
         if expect.consumes:
             assert approval is not None and expect.agreement_id is not None
             assert kinds.count("approval.used") == 1
@@ -1159,7 +1165,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                 request = WrapRequest(
                     job_id=job.id, attempt_id=attempt.attempt_id, site=SITE,
                     object_id=object_id, label=label, input_dataset_ids=(ds.id,),
-                    evidence=evidence, grant_id=attempt.grants[owner].grant.grant_id)
+                    evidence=evidence, grant_id=attempt.grants[owner].grant.grant_id,
+                    sealed_digest="sha256:" + sha256_hex(ciphertext))
                 public = b64d(registry.nation(owner).hpke_public)
                 request = replace(request, sealed_dek=b64e(hpke_seal(
                     HpkeSuite.X25519, public, model_dek, request.hpke_info())))
@@ -1195,9 +1202,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             parse_rfc3339(str(signed.statement["expires_at"]))))
 
     def _expect_transfer(self, model: ModelObject, recipient: str, end_use: str
-                         ) -> tuple[bool, dict[str, ConsentModel]]:
+                         ) -> tuple[list[tuple[str, bool]], dict[str, ConsentModel]]:
+        """Each owner's custodian's decision (in the order the orchestrator asks
+        them), and the consents they count. Every owner decides for its own
+        agreements with the recipient and what it knows the model was derived
+        under; consents and releasability are the same for all."""
         now = self.clock()
-        ok = recipient in model.releasable
+        common = recipient in model.releasable
         counted: dict[str, ConsentModel] = {}
         for owner in model.owners:
             valid = sorted((c for c in self.consents
@@ -1208,23 +1219,26 @@ class LifecycleMachine(RuleBasedStateMachine):
             if valid:
                 counted[owner] = valid[0]
             else:
-                ok = False
-        derived = sorted(self.jobs[model.job_id].derived)
-        relied = [self.agreements[a] for a in derived]
-        for owner in model.owners:
+                common = False
+        job = self.jobs[model.job_id]
+        decisions = []
+        for owner in sorted(model.owners):
+            derived = sorted(job.derived_by.get(owner, set()))
+            relied = [self.agreements[a] for a in derived]
+            ok = common
             chosen = self._choose(owner, recipient)
             if chosen is not None:
                 relied.append(chosen[0])
-                continue
             # a third party: only under agreements that all allow it, in force
-            if not derived or any(
+            elif not derived or any(
                     self.agreements[a].effective_version() is None
                     or self.agreements[a].third_party != "with-consent"
                     for a in derived):
                 ok = False
-        if any(end_use in a.prohibited for a in relied):
-            ok = False
-        return ok, counted
+            if any(end_use in a.prohibited for a in relied):
+                ok = False
+            decisions.append((owner, ok))
+        return decisions, counted
 
     @precondition(lambda self: bool(self.models))
     @rule(index=st.integers(0, 100), recipient=st.integers(0, 2),
@@ -1240,17 +1254,31 @@ class LifecycleMachine(RuleBasedStateMachine):
         for nation in sorted({model.owners[i % len(model.owners)]
                               for i in consent_by}):
             self._consent(model, nation, to, end_use, expires_in)
-        permit, counted = self._expect_transfer(model, to, end_use)
-        exporter = model.owners[0]
+        decisions, counted = self._expect_transfer(model, to, end_use)
+        permit = all(ok for _, ok in decisions)
         event(f"transfer: expected {'permit' if permit else 'deny'}")
-        if permit:  # a logged permit spends the consents, whatever follows
+        # The orchestrator asks the owners in order and stops at the first
+        # refusal, by policy or by a disabled KEK (after its permit was logged).
+        spent, refused = False, None
+        for owner, ok in decisions:
+            if not ok:
+                refused = "policy"
+                break
+            spent = True  # a logged permit spends the consents, whatever follows
+            if not self.kek_enabled[owner]:
+                refused = "kek"
+                break
+        if spent:
+            if not permit:
+                event("transfer: one owner permitted, another refused")
             for consent in counted.values():
                 consent.used = True
-        if not permit or not self.kek_enabled[exporter]:
+        if refused is not None:
             with pytest.raises(TransferDenied) as denied:
                 relay.transfer_model(self.orch, model.id, to, end_use)
             assert denied.value.decision is not None
-            assert denied.value.decision.permit == permit, denied.value.reasons
+            assert denied.value.decision.permit == (refused == "kek"), (
+                denied.value.reasons)
             if len(counted) < len(model.owners):
                 assert any(r.startswith("consent:") for r in denied.value.reasons)
             return
@@ -1349,7 +1377,8 @@ class LogReplay:
     #: round's agreement and request digest
     rounds: dict[str, tuple[str, set[str], str, str]] = field(default_factory=dict)
     decided: set[str] = field(default_factory=set)
-    consents_used: set[str] = field(default_factory=set)
+    #: consent id -> the transfer whose permits counted it
+    consents_used: dict[str, str] = field(default_factory=dict)
     released: dict[str, int] = field(default_factory=dict)
 
     def in_force(self, aid: str) -> bool:
@@ -1395,8 +1424,8 @@ class LogReplay:
                 for aid in decision["relied_agreement_ids"]:
                     assert self.in_force(aid), (seq, aid)  # (b)
                 for cid in decision["consent_ids"]:  # (f) one transfer each
-                    assert cid not in self.consents_used, (seq, cid)
-                    self.consents_used.add(cid)
+                    spent = self.consents_used.setdefault(cid, body["transfer_id"])
+                    assert spent == body["transfer_id"], (seq, cid)
                 self.decided.add(body["transfer_id"])
         elif kind == "transfer.completed":  # (f)
             assert body["transfer_id"] in self.decided, (seq, body)
