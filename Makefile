@@ -27,6 +27,7 @@ exercise: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check orchestrator tests workflows benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

@@ -155,6 +155,7 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_sovereign(args: argparse.Namespace) -> dict[str, Any]:
+    from orchestrator.embedded import submit as embedded_submit
     from orchestrator.embedded.layout import StateDir
     from orchestrator.submit import pipeline
 
@@ -168,7 +169,7 @@ def run_sovereign(args: argparse.Namespace) -> dict[str, Any]:
     sink = Sink()
     state = StateDir(args.state_dir)
     t0 = time.perf_counter()
-    result = pipeline.submit(state, args.workflow, args.site, progress=sink)
+    result = embedded_submit(state, args.workflow, args.site, progress=sink)
     wall = time.perf_counter() - t0
     return {
         "mode": "sovereign",

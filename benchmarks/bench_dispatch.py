@@ -116,6 +116,7 @@ def _rates(t0: float, stamps: list[float]) -> dict[str, float]:
 
 def run_sovereign(state: Any, workflow: Path, n: int) -> dict[str, float]:
     """One ``submit()`` of the no-op workflow; timings of its results."""
+    from orchestrator.embedded import submit as embedded_submit
     from orchestrator.submit import pipeline
 
     stamps: list[float] = []
@@ -125,7 +126,7 @@ def run_sovereign(state: Any, workflow: Path, n: int) -> dict[str, float]:
             stamps.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    result = pipeline.submit(state, workflow, "local", progress=Sink())
+    result = embedded_submit(state, workflow, "local", progress=Sink())
     end = time.perf_counter()
     assert len(result.tasks) == n and len(stamps) == n
     return {**_rates(t0, stamps), "submit_s": end - t0}

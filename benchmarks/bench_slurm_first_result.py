@@ -8,7 +8,7 @@ the Parsl config that ``to_parsl_config`` renders from
 ``site_configs/local-slurm.toml`` (HTEX + ``SlurmProvider``, one ``sbatch`` block,
 ``srun`` launcher), alternating which goes first per rep, in this process:
 
-* **sovereign**: ``pipeline.submit(state, workflows/sonar_classification.toml,
+* **sovereign**: ``embedded.submit(state, workflows/sonar_classification.toml,
   "local-slurm")`` on the UCI sonar data sealed as in ``scripts/demo.sh``: policy,
   block submission, 14 enclave tasks in the Slurm job, custody log.
 * **plain**: the same 14 tasks as ``python_app``\\ s of
@@ -55,6 +55,7 @@ def cluster_up() -> bool:
 
 def run_sovereign(state: Any) -> dict[str, float]:
     """One ``submit()`` of the sonar workflow to ``local-slurm``."""
+    from orchestrator.embedded import submit as embedded_submit
     from orchestrator.submit import pipeline
 
     stamps: list[float] = []
@@ -64,7 +65,7 @@ def run_sovereign(state: Any) -> dict[str, float]:
             stamps.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    result = pipeline.submit(state, WORKFLOW, "local-slurm", progress=Sink())
+    result = embedded_submit(state, WORKFLOW, "local-slurm", progress=Sink())
     end = time.perf_counter()
     return {"first_result_s": stamps[0] - t0, "wall_s": end - t0,
             "tasks": float(len(result.tasks)),

@@ -9,7 +9,7 @@ Per rep, both sides run (order alternating per rep), each in a fresh child proce
   site_configs/local.toml``; ``dataset seal data/sonar/sonar.csv --name uci-sonar
   --owner AUS --classification SECRET --rel-to AUS,GBR,USA``; ``agreement add
   agreements/aus-usa.toml``; this setup is timed separately), then
-  ``pipeline.submit(state, workflows/sonar_classification.toml, "local")``: policy
+  ``embedded.submit(state, workflows/sonar_classification.toml, "local")``: policy
   decisions, Parsl HTEX dispatch of 14 enclave tasks (attestation, key release,
   in-memory decryption, training, model sealing), custody log.
 * **plain**: Parsl HTEX + LocalProvider with the same executor settings as
@@ -94,6 +94,8 @@ def setup_state(state: Path) -> float:
     for nation in ("AUS", "GBR", "USA"):
         _cli(state, "nation", "init", nation)
     _cli(state, "site", "register", str(SITE))
+    for nation in ("AUS", "USA"):
+        _cli(state, "site", "accredit", "local", "--by", nation)
     _cli(
         state,
         "dataset",

@@ -34,8 +34,7 @@ from orchestrator.embedded import (
     transfer_history,
     transfer_model,
 )
-from orchestrator.policy.transfer import TransferDecision
-from orchestrator.protocol.transfer import TransferDenied
+from orchestrator.policy.transfer import TransferDecision, TransferDenied
 from orchestrator.submit.transfer import load_consent_file, parse_duration
 
 ToOpt = Annotated[str, typer.Option("--to", help="recipient nation, e.g. CAN")]

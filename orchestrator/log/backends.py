@@ -6,7 +6,7 @@ offers a serialised write transaction (:meth:`Backend.transaction`, whose
 :class:`WriteTxn` reads the head, looks up event ids and inserts rows) that commits
 durably on a clean exit and rolls back otherwise, plus a handful of reads.
 
-Targets accepted by :func:`open_backend`:
+Targets accepted by :func:`orchestrator.log.targets.open_backend`:
 
 * a :class:`~pathlib.Path` or a plain path string: SQLite (:class:`SQLiteBackend`);
 * ``sqlite:///abs/path.db`` (also ``sqlite:////abs/path.db`` and
@@ -35,7 +35,6 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote
 
 from orchestrator.errors import LedgerError
 
@@ -45,7 +44,6 @@ __all__ = [
     "LeafRow",
     "SQLiteBackend",
     "WriteTxn",
-    "open_backend",
 ]
 
 #: ``(seq, event_id, kind, actor, time, leaf, entry_hash)``, as inserted.
@@ -129,35 +127,6 @@ class Backend(Protocol):
 def fail(source: str, action: str, exc: BaseException) -> LedgerError:
     """Return the :class:`LedgerError` for a failed ``action`` on ``source``."""
     return LedgerError(f"custody log could not {action}: {exc}", source=source)
-
-
-def open_backend(target: Path | str, timeout: float) -> Backend:
-    """Return the backend for ``target`` (see the module docstring).
-
-    Raises
-    ------
-    ValueError
-        If ``target`` is a URL of an unsupported scheme.
-    """
-    if isinstance(target, Path):
-        return SQLiteBackend(target, timeout)
-    text = str(target)
-    scheme, sep, rest = text.partition(":")
-    if not sep or "/" in scheme or len(scheme) < 2:  # a plain path (or C:\...)
-        return SQLiteBackend(Path(text), timeout)
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        path = rest[2:] if rest.startswith("//") else rest
-        if path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling)
-            path = "/" + path.lstrip("/")
-        if not path:
-            raise ValueError(f"database URL {text!r} names no file")
-        return SQLiteBackend(Path(unquote(path)), timeout)
-    if scheme in ("postgresql", "postgres"):
-        from orchestrator.log.postgres import PostgresBackend
-
-        return PostgresBackend(text, timeout)
-    raise ValueError(f"unsupported custody log URL scheme {scheme!r} in {text!r}")
 
 
 # -- SQLite --------------------------------------------------------------------------

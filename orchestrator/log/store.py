@@ -2,7 +2,7 @@
 
 Several processes append at once (the driver, Parsl workers, custodians). The log
 lives in SQLite (one file, the default) or PostgreSQL, chosen by the target given
-to :class:`CustodyLog` (see :func:`~orchestrator.log.backends.open_backend`).
+to :class:`CustodyLog` (see :func:`~orchestrator.log.targets.open_backend`).
 This module holds everything that is the same on every backend: building entry
 ``seq + 1`` chained to the head, signing it, idempotency on ``event_id`` and batch
 appends; the backend only provides a serialised, durable write transaction and a
@@ -37,13 +37,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from orchestrator.errors import LedgerError, LedgerVerificationError, NotFound
-from orchestrator.log.backends import (
-    Backend,
-    InsertRow,
-    LeafRow,
-    WriteTxn,
-    open_backend,
-)
+from orchestrator.log.backends import Backend, InsertRow, LeafRow, WriteTxn
+from orchestrator.log.targets import open_backend
 from orchestrator.tlog.events import (
     ZERO_HASH,
     CustodyEvent,

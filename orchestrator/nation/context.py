@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.crypto import key_id_of, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError, NotFound, PolicyDenied
-from orchestrator.nation.approvals import ApprovalUses
+from orchestrator.nation.approval_uses import ApprovalUses
 from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationState
 from orchestrator.nation.journal import Journal

@@ -94,7 +94,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, PolicyDenied
 from orchestrator.labels import ISO3166_ALPHA3, Label
 from orchestrator.policy.access import Reason
 from orchestrator.protocol.agreements import Agreement
@@ -754,3 +754,16 @@ def combine_decisions(decisions: Sequence[TransferDecision]) -> TransferDecision
         consent_ids=tuple(dict.fromkeys(c for d in decisions for c in d.consent_ids)),
         third_party=any(d.third_party for d in decisions),
         re_transfer=any(d.re_transfer for d in decisions))
+
+
+class TransferDenied(PolicyDenied):
+    """A transfer was refused; ``decision`` is the refusing owner's custodian's
+    :class:`TransferDecision` when it was recorded (``None`` otherwise), and
+    ``transfer_id`` the refused transfer's id."""
+
+    def __init__(self, message: str, *, reasons: list[str] | None = None,
+                 decision: TransferDecision | None = None,
+                 transfer_id: str = "") -> None:
+        super().__init__(message, reasons=reasons, source=transfer_id or None)
+        self.decision = decision
+        self.transfer_id = transfer_id

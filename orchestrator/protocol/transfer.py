@@ -1,27 +1,24 @@
 """What the orchestrator relays between custodians in a model transfer.
 
 The transfer request an owner's custodian decides on, the HPKE ``info`` that binds
-a DEK sealed to the recipient custodian to one transfer, and the refusal.
+a DEK sealed to the recipient custodian to one transfer. (The refusal, which
+carries the custodian's decision, is
+:class:`orchestrator.policy.transfer.TransferDenied`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from orchestrator.canonical import canonical_bytes, digest_of
-from orchestrator.errors import ConfigError, PolicyDenied, SovereignError
-from orchestrator.policy.transfer import TransferDecision
+from orchestrator.errors import ConfigError, SovereignError
 from orchestrator.protocol.statements import SignedStatement
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "HPKE_INFO_PREFIX",
     "TransferCustodian",
-    "TransferDenied",
     "TransferRequest",
     "transfer_hpke_info",
 ]
@@ -118,17 +115,3 @@ class TransferCustodian(Protocol):
     def import_model_key(self, sealed: dict[str, Any]) -> dict[str, Any]: ...
 
     def open_transferred_key(self, transfer: dict[str, Any]) -> bytes: ...
-
-
-class TransferDenied(PolicyDenied):
-    """A transfer was refused; ``decision`` is the deciding custodian's
-    :class:`TransferDecision` when it was recorded (``None`` otherwise)."""
-
-    def __init__(self, message: str, *, reasons: list[str] | None = None,
-                 decision: TransferDecision | None = None,
-                 transfer_id: str = "") -> None:
-        super().__init__(message, reasons=reasons, source=transfer_id or None)
-        self.decision = decision
-        self.transfer_id = transfer_id
-
-

@@ -41,12 +41,7 @@ from typing import Any
 
 from orchestrator import errors
 
-__all__ = ["main", "mpi_enclave_task", "read_results", "resource_spec"]
-
-
-def resource_spec(nodes: int, ranks_per_node: int) -> dict[str, int]:
-    """Parsl ``parsl_resource_specification`` for ``nodes`` x ``ranks_per_node``."""
-    return {"num_nodes": int(nodes), "ranks_per_node": int(ranks_per_node)}
+__all__ = ["main", "mpi_enclave_task", "read_results"]
 
 
 def _free_port() -> int:

@@ -168,7 +168,6 @@ def enclave_task(
         raise IntegrityError(f"this worker's site directory is {site_state.name!r}, "
                              f"not {site!r}", source=str(site_state.root))
     dataset = spec["dataset"]
-    verify_staged(Path(dataset["path"]), dataset["sealed_digest"])
     log = HttpLog(spec["log"]["url"], ca=spec["log"]["ca_pem"].encode("ascii"))
     actor = f"site:{site}"
     enclave = Enclave(
@@ -193,7 +192,8 @@ def enclave_task(
     def on_event(kind: str, body: dict[str, Any]) -> None:  # checkpoint.*
         log.append(CustodyEvent.create(kind, actor, body), site_key)
 
-    try:
+    try:  # the staged copy is checked before any key is asked for
+        verify_staged(Path(dataset["path"]), dataset["sealed_digest"])
         metrics, model = enclave.run(
             workflow_source=spec["workflow_source"].encode(),
             workflow_name=spec["workflow_name"], params=spec["params"],

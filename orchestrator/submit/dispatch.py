@@ -21,8 +21,9 @@ from orchestrator.errors import DispatchError, SovereignError
 from orchestrator.labels import Label
 from orchestrator.submit import placement as place
 from orchestrator.submit.context import Orchestrator, TaskEndpoints
+from orchestrator.submit.providers import to_parsl_config
 from orchestrator.submit.registry import Registry, SealedObjectRecord
-from orchestrator.submit.siteconfig import SiteConfig, to_parsl_config
+from orchestrator.submit.siteconfig import SiteConfig
 from orchestrator.submit.workflow import Workflow
 
 __all__ = ["dispatch", "task_spec"]
@@ -71,7 +72,7 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
     import parsl
     from parsl.data_provider.files import File
 
-    from orchestrator.site.runner import enclave_app
+    from orchestrator.protocol.tasks import enclave_app
 
     registry = Registry(orch.registry_db)
     owners = sorted(Label.from_json(dataset.label).owners)
@@ -119,8 +120,7 @@ def _job_done(by_site: Mapping[str, SiteConfig], endpoints: TaskEndpoints,
     """Every task completed: each site removes the job's checkpoints itself."""
     import parsl
 
-    from orchestrator.site.mpi_runner import resource_spec
-    from orchestrator.site.runner import job_done
+    from orchestrator.protocol.tasks import job_done, resource_spec
     from orchestrator.submit.siteconfig import MpiSection
 
     futures = []

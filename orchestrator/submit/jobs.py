@@ -34,7 +34,7 @@ from typing import Any
 
 from orchestrator.protocol.log import LogReader
 from orchestrator.submit.context import Orchestrator
-from orchestrator.submit.pipeline import ProgressSink
+from orchestrator.submit.progress import ProgressSink
 from orchestrator.submit.registry import JobRecord, Registry, TaskRecord
 from orchestrator.timeutil import parse_rfc3339
 

@@ -40,6 +40,7 @@ from orchestrator.protocol.provenance import statement_digest
 from orchestrator.protocol.release import JobRequest
 from orchestrator.submit import placement as place
 from orchestrator.submit.context import Orchestrator
+from orchestrator.submit.progress import ProgressSink
 from orchestrator.submit.registry import JobRecord, Registry, SealedObjectRecord
 from orchestrator.submit.siteconfig import SiteConfig
 from orchestrator.submit.workflow import Workflow, load_workflow
@@ -61,19 +62,6 @@ class JobResult:
     sites: list[str] = field(default_factory=list)
     excluded: dict[str, list[str]] = field(default_factory=dict)
     selection: str = ""
-
-
-class ProgressSink:
-    """Callbacks the CLI implements to show live progress (no-ops by default)."""
-
-    def stage(self, message: str) -> None:
-        """A pipeline stage began."""
-
-    def tasks_planned(self, names: list[str]) -> None:
-        """The job's tasks are known."""
-
-    def task_done(self, name: str, metrics: dict[str, float]) -> None:
-        """One task finished."""
 
 
 def _summarize(workflow: Workflow, results: dict[str, dict[str, float]]

@@ -224,18 +224,18 @@ def site_router(
     its staged ``inputs`` (Parsl ``File`` objects).
 
     On a site whose executor is ``mpi`` the app is instead
-    :func:`orchestrator.site.mpi_runner.mpi_enclave_task`, called with
+    :func:`orchestrator.protocol.tasks.mpi_enclave_app`, called with
     ``parsl_resource_specification`` for ``nodes`` x ``ranks_per_node`` ranks.
     """
     import parsl
 
-    from orchestrator.site.mpi_runner import mpi_enclave_task, resource_spec
+    from orchestrator.protocol.tasks import mpi_enclave_app, resource_spec
     from orchestrator.submit.siteconfig import MpiSection
 
     apps: dict[str, Callable[..., Any]] = {}
     for c in configs:
         if isinstance(c.executor, MpiSection):
-            mpi_app = parsl.python_app(mpi_enclave_task, executors=[c.site.name])
+            mpi_app = parsl.python_app(mpi_enclave_app, executors=[c.site.name])
             apps[c.site.name] = functools.partial(
                 mpi_app,
                 parsl_resource_specification=resource_spec(nodes, ranks_per_node),

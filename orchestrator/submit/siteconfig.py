@@ -324,6 +324,58 @@ def _field_path(loc: tuple[int | str, ...], error_type: str) -> str:
     return ".".join(parts)
 
 
+#: Launchers each provider may use (everything else is refused by name and field).
+ALLOWED_LAUNCHERS: dict[str, tuple[str, ...]] = {
+    "local": ("simple", "single-node"),
+    "slurm": ("simple", "single-node", "srun"),
+    "pbspro": ("simple", "single-node", "mpiexec"),
+}
+
+
+def cross_check(config: SiteConfig) -> tuple[str, str] | None:
+    """Return ``(field, message)`` for the first combination Parsl would refuse.
+
+    Provider/launcher pairs outside :data:`ALLOWED_LAUNCHERS`, ``mpi`` without a
+    ``simple`` launcher (``MPIExecutor`` raises ``TypeError`` otherwise), a
+    ``[provider]`` with or without ``globus-compute``, blocks or GPUs beyond the
+    declared ``[capacity]``. ``None`` when consistent.
+    """
+    prov, ex, cap = config.provider, config.executor, config.capacity
+    if isinstance(ex, GlobusComputeSection):
+        if prov is not None:
+            return "provider", "not allowed with a globus-compute executor"
+        return None
+    if prov is None:
+        return "provider", f"required with executor type {ex.type!r}"
+    launcher = prov.launcher.type if prov.launcher else "single-node"
+    if launcher not in ALLOWED_LAUNCHERS[prov.type]:
+        allowed = ", ".join(ALLOWED_LAUNCHERS[prov.type])
+        return (
+            "provider.launcher.type",
+            f"launcher {launcher!r} is not allowed with provider {prov.type!r}"
+            f" (allowed: {allowed})",
+        )
+    if isinstance(ex, MpiSection) and launcher != "simple":
+        return "provider.launcher.type", "executor type 'mpi' needs launcher 'simple'"
+    if prov.min_blocks > prov.max_blocks or prov.init_blocks > prov.max_blocks:
+        return "provider.max_blocks", "must be >= init_blocks and min_blocks"
+    if cap is not None and isinstance(
+        prov, SlurmProviderSection | PBSProProviderSection
+    ):
+        if prov.nodes_per_block > cap.nodes:
+            return (
+                "provider.nodes_per_block",
+                f"{prov.nodes_per_block} exceeds capacity.nodes {cap.nodes}",
+            )
+        if (prov.gpus_per_node or 0) > cap.gpus_per_node:
+            return (
+                "provider.gpus_per_node",
+                f"{prov.gpus_per_node} exceeds capacity.gpus_per_node "
+                f"{cap.gpus_per_node}",
+            )
+    return None
+
+
 def parse_site_config(text: str, *, source: str) -> SiteConfig:
     """Parse and validate a site TOML document.
 
@@ -345,8 +397,6 @@ def parse_site_config(text: str, *, source: str) -> SiteConfig:
         raise ConfigError(
             message, source=source, field=_field_path(err["loc"], err["type"])
         ) from exc
-    from orchestrator.submit.providers import cross_check
-
     problem = cross_check(config)
     if problem is not None:
         raise ConfigError(problem[1], source=source, field=problem[0])
@@ -368,24 +418,3 @@ def load_site_config(path: Path) -> SiteConfig:
 
 #: Builds the endpoint's ``globus_compute_sdk.Executor`` (or a stand-in) for a site.
 EndpointFactory = Callable[[GlobusComputeSection], Any]
-
-
-def to_parsl_config(
-    config: SiteConfig,
-    run_dir: Path,
-    *,
-    endpoint_executor: EndpointFactory | None = None,
-    more: tuple[SiteConfig, ...] = (),
-    working_dirs: dict[str, str] | None = None,
-) -> Any:
-    """Render validated site configs into one ``parsl.config.Config``.
-
-    See :func:`orchestrator.submit.providers.build_config` (parameters, returns);
-    ``more`` adds one executor per further site (multi-site jobs).
-    """
-    from orchestrator.submit.providers import build_config
-
-    return build_config(
-        config, run_dir, endpoint_executor=endpoint_executor, more=more,
-        working_dirs=working_dirs,
-    )

@@ -28,10 +28,11 @@ from orchestrator.policy.transfer import (
     SLUG,
     ModelFacts,
     TransferDecision,
+    TransferDenied,
     combine_decisions,
 )
 from orchestrator.protocol.statements import SignedStatement, statements_in
-from orchestrator.protocol.transfer import TransferDenied, TransferRequest
+from orchestrator.protocol.transfer import TransferRequest
 from orchestrator.submit.context import Orchestrator
 from orchestrator.submit.registry import Registry, TransferRecord, as_json
 from orchestrator.timeutil import rfc3339, system_clock

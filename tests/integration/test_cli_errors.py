@@ -25,8 +25,9 @@ def _snapshot(state: Path) -> dict[str, object]:
             for p in state.rglob("*")
             if p.is_file() and not p.name.endswith(("-wal", "-shm"))
         ),
-        "datasets": [d.id for d in Registry(state / "registry.db").datasets()],
-        "custody": CustodyLog(state / "custody.db").size(),
+        "datasets": [d.id for d in Registry(
+            state / "orchestrator" / "registry.db").datasets()],
+        "custody": CustodyLog(state / "log" / "custody.db").size(),
     }
 
 
@@ -145,11 +146,13 @@ def test_wrong_kek_cannot_open_a_model_key(tmp_path: Path) -> None:
     doc["kek_id"] = json.loads(aus.read_text())["kek_id"]  # same id, wrong key
     aus.write_text(json.dumps(doc))
     os.chmod(aus, 0o600)
+    from testkit import ctx_of
+
     from orchestrator.canonical import b64d
     from orchestrator.errors import IntegrityError
     from orchestrator.nation.identity import NationKeys
 
-    wrapped = Registry(world.state.registry_db).dataset("uci-sonar").wrapped_keys["AUS"]
+    wrapped = ctx_of(world.state, "AUS").store.dataset(world.dataset_id).wrapped
     with pytest.raises(IntegrityError):
         NationKeys(aus.parent, "AUS").keystore().unwrap(
             wrapped["kek_id"], wrapped["kek_version"], b64d(wrapped["wrapped_dek"])
@@ -171,7 +174,9 @@ def test_tampered_sealed_dataset_fails_the_job(tmp_path: Path, damage: str) -> N
         "submit", "workflows/sonar_classification.toml", "--site", "local", ok=False
     )
     assert result.code == 3, result.err
-    assert "segment" in result.err or "truncat" in result.err
+    # the site checks the staged copy against the registered SHA-256 first
+    assert "not the registered sha256:" in result.err, result.err
     assert Registry(world.state.registry_db).models() == []
     kinds = [e.event.kind for e in CustodyLog(world.state.custody_db).entries()]
     assert "task.failed" in kinds and kinds[-1] == "job.failed"
+    assert "key.released" not in kinds  # no key for a damaged ciphertext

@@ -22,7 +22,6 @@ from testkit import ROOT, SONAR, Sovereign
 
 from orchestrator.canonical import b64d
 from orchestrator.embedded.layout import StateDir
-from orchestrator.nation.identity import NationKeys
 from orchestrator.submit.registry import Registry
 
 pytestmark = pytest.mark.slow
@@ -44,6 +43,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     for nation in ("AUS", "GBR", "USA"):
         cli("nation", "init", nation)
     cli("site", "register", "site_configs/local.toml")
+    cli("site", "accredit", "local", "--by", "AUS")
+    cli("site", "accredit", "local", "--by", "GBR")
+    cli("site", "accredit", "local", "--by", "USA")
     cli(
         "dataset",
         "seal",
@@ -178,15 +180,13 @@ def test_no_plaintext_or_key_on_disk(world: dict[str, object]) -> None:
     cli, base = world["cli"], world["base"]
     assert isinstance(cli, Sovereign) and isinstance(base, Path)
     state = StateDir(cli.state)
+    from testkit import ctx_of
+
     dataset = Registry(state.registry_db).dataset("uci-sonar")
-    wrapped = dataset.wrapped_keys["AUS"]
-    dek = (
-        NationKeys(state.nation_dir("AUS"), "AUS")
-        .keystore()
-        .unwrap(
-            wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"])
-        )
-    )
+    aus = ctx_of(state, "AUS")  # the AUS custodian's own record of the key it wrapped
+    wrapped = aus.store.dataset(dataset.id).wrapped
+    dek = aus.keys.keystore().unwrap(
+        wrapped["kek_id"], int(wrapped["kek_version"]), b64d(wrapped["wrapped_dek"]))
     secrets = [
         CANARY.encode(),
         SONAR.read_text().splitlines()[0][:60].encode(),
@@ -217,7 +217,7 @@ def test_tampered_custody_log_names_the_entry(
     import shutil
 
     shutil.copytree(cli.state, copy.state)
-    db = sqlite3.connect(copy.state / "custody.db")
+    db = sqlite3.connect(copy.state / "log" / "custody.db")
     leaf = db.execute("SELECT leaf FROM entries WHERE seq=5").fetchone()[0]
     doc = json.loads(leaf)
     doc["event"]["time"] = "2020-01-01T00:00:00.000000Z"

@@ -31,10 +31,10 @@ from uuid import UUID
 import pytest
 from testkit import ROOT, make_world
 
+from orchestrator.submit.providers import to_parsl_config
 from orchestrator.submit.siteconfig import (
     GlobusComputeSection,
     load_site_config,
-    to_parsl_config,
 )
 
 GC_SITE = ROOT / "site_configs" / "globus-compute.toml"
@@ -132,8 +132,9 @@ def test_sonar_job_through_a_globus_compute_site(
 ) -> None:
     from testkit import register_accredited_site as register_site
 
+    from orchestrator.embedded import submit
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit import pipeline
+    from orchestrator.submit import dispatch
 
     world = make_world(tmp_path)
     site = tmp_path / "gc.toml"
@@ -141,14 +142,14 @@ def test_sonar_job_through_a_globus_compute_site(
     site.write_text(GC_SITE.read_text().replace('"GBR"', '"USA"'))
     register_site(world.state, site)
     monkeypatch.setattr(
-        pipeline,
+        dispatch,
         "to_parsl_config",
         functools.partial(
             to_parsl_config, endpoint_executor=functools.partial(_factory, sdk_stand_in)
         ),
     )
     workflow = ROOT / "workflows" / "sonar_classification.toml"
-    result = pipeline.submit(world.state, workflow, "gc-endpoint")
+    result = submit(world.state, workflow, "gc-endpoint")
     assert len(result.tasks) == 14 and result.model_ids
     log = CustodyLog(world.state.custody_db)
     done = log.find("task.completed", job_id=result.job_id)

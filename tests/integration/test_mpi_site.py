@@ -42,9 +42,8 @@ def _two_rank_workflow(root: Path) -> Path:
 def run_two_ranks(root: Path, site_config: str, site: str) -> None:
     from testkit import register_accredited_site as register_site
 
-    from orchestrator.embedded import submit
+    from orchestrator.embedded import job_view, submit
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.jobs import job_view
     from orchestrator.submit.registry import Registry
 
     world = make_world(root)

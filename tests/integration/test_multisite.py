@@ -26,9 +26,8 @@ WORKFLOW = ROOT / "workflows" / "sonar_classification.toml"
 def test_folds_shared_between_local_and_slurm(slurm_cluster: Path) -> None:
     from testkit import register_accredited_site as register_site
 
-    from orchestrator.embedded import submit
+    from orchestrator.embedded import job_view, submit
     from orchestrator.log.store import CustodyLog
-    from orchestrator.submit.jobs import job_view
     from orchestrator.submit.registry import Registry
 
     world = make_world(slurm_cluster / "multi")

@@ -79,6 +79,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for nation in ("AUS", "GBR", "USA"):
         cli("nation", "init", nation)
     cli("site", "register", str(base / "site.toml"))
+    for nation in ("AUS", "GBR", "USA"):
+        cli("site", "accredit", "local", "--by", nation)
     cli("dataset", "seal", str(data), "--name", "uci-sonar", "--owner", "AUS",
         "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
     cli("agreement", "add", "agreements/aus-usa.toml",
@@ -211,7 +213,7 @@ def test_killed_worker_resumes_from_sealed_checkpoint(
                 scanned += 1
                 for secret in secrets:
                     assert secret not in blob, f"plaintext found in {path}"
-    assert scanned and (state / "runinfo").exists()
+    assert scanned and (state / "orchestrator" / "runinfo").exists()
 
 
 DENY = '''

@@ -1,13 +1,14 @@
 """Plaintext DEKs and KEKs never appear outside their boundary (plan test 13).
 
 A full job runs through the real CLI and Parsl workers. The test then collects
-every DEK (unwrapping each dataset's and model's wrapped keys with the owners'
-keystores) and every KEK version (read from each nation's ``kek.json``), and
-searches every artifact for their raw, hex and base64 forms:
+every DEK (unwrapping every key each owner's custodian wrapped, from its own
+store, with its keystore) and every KEK version (read from each nation's
+``kek.json``), and searches every artifact for their raw, hex and base64 forms:
 
-* every file under the state dir (registry, custody log, nonce and grant DBs,
-  sealed objects, Parsl run dirs under ``runinfo/``), ``kek.json`` excepted for
-  KEKs only (it is where they live);
+* every file of every party's directory (the orchestrator's registry, sealed
+  objects and Parsl run dirs, the log, each custodian's store, journal, nonce
+  and grant DBs, the site's staging area and checkpoints), ``kek.json``
+  excepted for KEKs only (it is where they live);
 * stdout and stderr of every CLI invocation;
 * every custody-log entry (its leaf bytes).
 """
@@ -19,14 +20,12 @@ import json
 from pathlib import Path
 
 import pytest
-from testkit import CliResult, Sovereign
+from testkit import CliResult, Sovereign, ctx_of
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import combine_dek_shares
 from orchestrator.embedded.layout import StateDir
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.identity import NationKeys
-from orchestrator.submit.registry import Registry
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +49,9 @@ def test_no_dek_or_kek_outside_its_boundary(tmp_path: Path) -> None:
     for nation in ("AUS", "GBR", "USA"):
         run("nation", "init", nation)
     run("site", "register", "site_configs/local.toml")
+    run("site", "accredit", "local", "--by", "AUS")
+    run("site", "accredit", "local", "--by", "GBR")
+    run("site", "accredit", "local", "--by", "USA")
     run("dataset", "seal", "data/sonar/sonar.csv", "--name", "uci-sonar",
         "--owner", "AUS", "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
     run("agreement", "add", "agreements/aus-usa.toml",
@@ -58,15 +60,17 @@ def test_no_dek_or_kek_outside_its_boundary(tmp_path: Path) -> None:
               "--json").json()
     assert job["models"], "the job produced no model to scan for"
     state = StateDir(cli.state)
-    registry = Registry(state.registry_db)
-
-    deks: list[bytes] = []
-    for record in [*registry.datasets(), *registry.models()]:
-        shares = []
-        for owner, wrapped in sorted(record.wrapped_keys.items()):
-            shares.append(NationKeys(state.nation_dir(owner), owner).keystore().unwrap(
+    shares_of: dict[str, list[bytes]] = {}  # every key each custodian wrapped
+    for nation in ("AUS", "GBR", "USA"):
+        ctx = ctx_of(state, nation)
+        keystore = ctx.keys.keystore()
+        for record in [*ctx.store.datasets(), *ctx.store.objects()]:
+            wrapped = record.wrapped
+            shares_of.setdefault(record.id, []).append(keystore.unwrap(
                 wrapped["kek_id"], int(wrapped["kek_version"]),
                 b64d(wrapped["wrapped_dek"])))
+    deks: list[bytes] = []
+    for shares in shares_of.values():
         deks.extend(shares)
         if len(shares) > 1:
             deks.append(combine_dek_shares(shares))

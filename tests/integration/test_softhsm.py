@@ -334,6 +334,9 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     status = cli("key", "status", "AUS", "--json").json()
     assert status["backend"] == "pkcs11"
     cli("site", "register", "site_configs/local.toml")
+    cli("site", "accredit", "local", "--by", "AUS")
+    cli("site", "accredit", "local", "--by", "GBR")
+    cli("site", "accredit", "local", "--by", "USA")
     cli(
         "dataset",
         "seal",
@@ -357,7 +360,10 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     cli("model", "open", model_id, "--as", "AUS", "--out", str(tmp_path / "a.pt"))
     cli("key", "rotate", "AUS")
     rewrapped = cli("key", "rewrap", "AUS", "--json").json()
-    assert sorted(o["object_kind"] for o in rewrapped) == ["dataset", "model"]
+    # every key the AUS custodian wrapped: the dataset's, the model's and the
+    # sealed training checkpoints'
+    kinds_rewrapped = sorted({o["object_kind"] for o in rewrapped})
+    assert kinds_rewrapped == ["checkpoint", "dataset", "model"], kinds_rewrapped
     assert {o["status"] for o in rewrapped} == {"rewrapped"}
     cli("key", "set-min-decryption-version", "AUS", "2")
     cli("model", "open", model_id, "--as", "AUS", "--out", str(tmp_path / "b.pt"))
@@ -375,7 +381,7 @@ def test_sonar_job_on_a_pkcs11_backed_nation(token: Token, tmp_path: Path) -> No
     )
     assert refused.code == 4 and "is disabled" in refused.err
     kinds = cli("custody", "verify", "--json").json()["kinds"]
-    assert kinds["key.released"] == 14 and kinds["key.rewrapped"] == 2
+    assert kinds["key.released"] == 14 and kinds["key.rewrapped"] == len(rewrapped)
     assert kinds["kek.rotated"] == 1 and kinds["model.open.denied"] == 1
 
 
@@ -385,17 +391,19 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
 ) -> None:
     """Issue 4's done-means: the AUS custodian runs as a separate mTLS service whose
     KEK lives in the SoftHSM token; the Parsl workers reach it only over HTTPS."""
-    from orchestrator.nation.client import HttpCustodian
+    from services import custodian_service
 
     from orchestrator.embedded.layout import StateDir
     from orchestrator.log.store import CustodyLog
-    from orchestrator.nation.pki import NationPki
-    from orchestrator.nation.service import ServiceProcess
+    from orchestrator.net.custodian_client import HttpCustodian
 
     state = StateDir(tmp_path / "state")
     cli = Sovereign(state.root)
     _init_nations_with_pkcs11_aus(cli)
     cli("site", "register", "site_configs/local.toml")
+    cli("site", "accredit", "local", "--by", "AUS")
+    cli("site", "accredit", "local", "--by", "GBR")
+    cli("site", "accredit", "local", "--by", "USA")
     cli(
         "dataset",
         "seal",
@@ -411,31 +419,17 @@ def test_sonar_job_with_aus_as_a_softhsm_backed_service(
     )
     cli("agreement", "add", "agreements/aus-usa.toml",
         "--sign-as", "AUS,USA")
-    cli("custodian", "pki", "init", "AUS")
-    service = ServiceProcess(state, "AUS")
-    service.start()
+    service = custodian_service(state, "AUS")  # the token's PIN is in the env
+    ca = state.nation_dir("AUS") / "pki" / "ca.pem"
     try:
-        pki = NationPki.of(state, "AUS")
-        cli(
-            "custodian",
-            "register",
-            "AUS",
-            "--url",
-            service.url,
-            "--ca",
-            str(pki.ca_cert),
-        )
+        cli("custodian", "register", "AUS", "--url", service.url, "--ca", str(ca))
         job = cli(
             "submit", "workflows/sonar_classification.toml", "--site", "local", "--json"
         ).json()
         assert job["summary"]["mean_test_accuracy"] >= 0.847
-        with HttpCustodian(
-            "AUS",
-            service.url,
-            ca=pki.ca_cert,
-            cert=pki.client_cert("orchestrator"),
-            key=pki.client_key("orchestrator"),
-        ) as aus:
+        tls = state.orchestrator_dir / "tls"
+        with HttpCustodian("AUS", service.url, ca=ca, cert=tls / "AUS.pem",
+                           key=tls / "client.key") as aus:
             health = aus.health()
         assert health["served"]["release"] == 14 and health["served"]["decide"] == 1
         released = CustodyLog(state.custody_db).find(

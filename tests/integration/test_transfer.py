@@ -45,9 +45,9 @@ from orchestrator.errors import AlreadyExists, NotFound, PolicyDenied
 from orchestrator.labels import Label
 from orchestrator.log.store import CustodyLog
 from orchestrator.nation.store import OwnedObject
-from orchestrator.policy.transfer import TransferDecision
+from orchestrator.policy.transfer import TransferDecision, TransferDenied
 from orchestrator.protocol.statements import SignedStatement, sign_statement
-from orchestrator.protocol.transfer import TransferDenied, TransferRequest
+from orchestrator.protocol.transfer import TransferRequest
 from orchestrator.submit.registry import Registry, SealedObjectRecord
 from orchestrator.submit.transfer import collect_consents
 from orchestrator.timeutil import rfc3339, system_clock

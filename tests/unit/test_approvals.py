@@ -34,8 +34,9 @@ from orchestrator.errors import (
     PolicyDenied,
 )
 from orchestrator.log.store import CustodyLog
-from orchestrator.nation.approvals import ApprovalUses, cancel_pending
+from orchestrator.nation.approval_uses import ApprovalUses
 from orchestrator.nation.approvals import approval_requests as requests_in
+from orchestrator.nation.approvals import cancel_pending
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.protocol.approvals import (
     ApprovalRequest,

@@ -172,11 +172,11 @@ from orchestrator.nation.usage import notification_id_for
 from orchestrator.officer import statements as officer_statements
 from orchestrator.officer.trust import TrustConfig
 from orchestrator.policy.standing import AgreementStatus, effective_in
+from orchestrator.policy.transfer import TransferDenied
 from orchestrator.protocol.agreements import AccessTier, Agreement
 from orchestrator.protocol.approvals import request_id_for
 from orchestrator.protocol.release import Grant, JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.protocol.statements import SignedStatement
-from orchestrator.protocol.transfer import TransferDenied
 from orchestrator.site.attestation import SoftwareAttester
 from orchestrator.submit import registration
 from orchestrator.submit import transfer as relay

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import AttestationError, PolicyDenied
-from orchestrator.site.mpi_runner import read_results, resource_spec
+from orchestrator.protocol.tasks import resource_spec
+from orchestrator.site.mpi_runner import read_results
 
 
 def _write(workdir: Path, rank: int, payload: dict[str, object]) -> None:

@@ -341,7 +341,7 @@ def test_every_parsl_state_translates() -> None:
 def test_monitoring_flag_adds_a_monitoring_hub(tmp_path: Any) -> None:
     from testkit import ROOT
 
-    from orchestrator.submit.siteconfig import to_parsl_config
+    from orchestrator.submit.providers import to_parsl_config
 
     text = (ROOT / "site_configs" / "local.toml").read_text()
     plain = parse_site_config(text, source="l")

@@ -13,11 +13,11 @@ from test_siteconfig import pbs_doc, slurm_doc, to_toml
 from testkit import ROOT
 
 from orchestrator.errors import ConfigError
+from orchestrator.submit.providers import to_parsl_config
 from orchestrator.submit.sitecheck import check_site
 from orchestrator.submit.siteconfig import (
     load_site_config,
     parse_site_config,
-    to_parsl_config,
 )
 
 CONFIGS = ROOT / "site_configs"

@@ -37,6 +37,7 @@ expect_exit() { # CODE CMD...: run CMD, require exit status CODE
 step "1. Nations and the US site"
 for nation in AUS GBR USA CAN; do sovereign nation init "$nation" >/dev/null; done
 sovereign site register site_configs/local.toml
+for nation in AUS GBR USA; do sovereign site accredit local --by "$nation"; done
 
 step "2. AUS and GBR seal a joint dataset (SECRET, REL TO AUS, GBR, USA)"
 sovereign dataset seal data/sonar/sonar.csv --name joint-sonar --owner AUS,GBR \

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import LedgerError
-from orchestrator.log.backends import SQLiteBackend, open_backend
+from orchestrator.log.backends import SQLiteBackend
 from orchestrator.log.group_commit import GroupCommitter
 from orchestrator.log.postgres import PostgresBackend, redact_url
 from orchestrator.log.selfcheck import verify_log
 from orchestrator.log.store import CustodyLog
+from orchestrator.log.targets import open_backend
 
 from .helpers import World, make_event, make_world
 
