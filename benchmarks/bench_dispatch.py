@@ -2,7 +2,7 @@
 """Task dispatch overhead: N short sovereign tasks vs N plain Parsl no-op apps.
 
 Both sides run in this process, on the Parsl config that
-``orchestrator.submit.siteconfig.to_parsl_config`` renders from
+``orchestrator.submit.providers.to_parsl_config`` renders from
 ``site_configs/local.toml`` (HTEX, ``LocalProvider``, 2 workers), alternating which
 goes first per rep:
 
@@ -140,7 +140,8 @@ def run_plain(run_dir: Path, n: int) -> dict[str, float]:
     """``n`` no-op ``python_app`` calls on the config rendered from local.toml."""
     import parsl
 
-    from orchestrator.submit.siteconfig import load_site_config, to_parsl_config
+    from orchestrator.submit.providers import to_parsl_config
+    from orchestrator.submit.siteconfig import load_site_config
 
     site = load_site_config(SITE)
     stamps: list[float] = []

@@ -79,7 +79,8 @@ def run_plain(run_dir: Path) -> dict[str, float]:
 
     import parsl
 
-    from orchestrator.submit.siteconfig import load_site_config, to_parsl_config
+    from orchestrator.submit.providers import to_parsl_config
+    from orchestrator.submit.siteconfig import load_site_config
 
     manifest = tomllib.loads(WORKFLOW.read_text())
     code = (WORKFLOW.parent / manifest["workflow"]["code"]).resolve()

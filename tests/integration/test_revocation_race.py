@@ -1,11 +1,12 @@
-"""Ending an agreement stops new releases at once (reliability plan, test 29).
+"""Ending an agreement, or a nation's accreditation of the site, stops new releases
+at once (reliability plan, test 29).
 
-200 release requests race, on 16 threads, against a thread in which the AUS
-officer terminates the AUS-USA agreement (any-party termination) once some
-releases have happened; the termination reaches the AUS custodian first. In
-custody-log order no ``key.released`` relying on that agreement may follow
-``agreement.terminated``; every request after it is denied (policy: no
-agreement) and logged.
+200 release requests race, on 16 threads, against a thread that, once some
+releases have happened, either has the AUS officer terminate the AUS-USA agreement
+(any-party termination; it reaches the AUS custodian first) or has AUS revoke its
+accreditation of the site. In custody-log order no ``key.released`` may follow the
+``agreement.terminated`` / ``site.accreditation.revoked`` entry; every request
+after it is denied (policy: no agreement, or no live accreditation) and logged.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from testkit import ROOT, custodian_of, make_world, register_job
 
 from orchestrator.crypto import RecipientKey, load_private_key
-from orchestrator.embedded import terminate_agreement
+from orchestrator.embedded import revoke_accreditation, terminate_agreement
 from orchestrator.errors import PolicyDenied
 from orchestrator.log.store import CustodyLog
 from orchestrator.protocol.agreements import load_agreement
@@ -28,7 +30,8 @@ MEASUREMENT = "sha256:" + "ab" * 32
 N = 200
 
 
-def test_no_release_is_ordered_after_the_termination(tmp_path: Path) -> None:
+@pytest.mark.parametrize("end", ["termination", "accreditation-revoked"])
+def test_no_release_is_ordered_after_the_end(tmp_path: Path, end: str) -> None:
     world = make_world(tmp_path)
     agreement = load_agreement(ROOT / "agreements" / "aus-usa.toml").id
     register_job(world, "job-r", admit=("AUS",))
@@ -59,7 +62,10 @@ def test_no_release_is_ordered_after_the_termination(tmp_path: Path) -> None:
     def revoke() -> None:
         for _ in range(20):  # let some releases through first
             released.acquire(timeout=30)
-        terminate_agreement(world.state, agreement, "AUS", reason="test 29")
+        if end == "termination":
+            terminate_agreement(world.state, agreement, "AUS", reason="test 29")
+        else:
+            revoke_accreditation(world.state, world.site, "AUS", reason="test 29")
 
     revoker = threading.Thread(target=revoke)
     revoker.start()
@@ -68,11 +74,12 @@ def test_no_release_is_ordered_after_the_termination(tmp_path: Path) -> None:
     revoker.join()
 
     entries = list(CustodyLog(world.state.custody_db).entries())
-    revoked_at = [e.seq for e in entries if e.event.kind == "agreement.terminated"]
+    kind = ("agreement.terminated" if end == "termination"
+            else "site.accreditation.revoked")
+    revoked_at = [e.seq for e in entries if e.event.kind == kind]
     assert len(revoked_at) == 1
     after = [e for e in entries if e.seq > revoked_at[0]
-             and e.event.kind == "key.released"
-             and e.event.body.get("agreement_id") == agreement]
+             and e.event.kind == "key.released"]
     assert after == []
     n_released = outcomes.count("released")
     assert 20 <= n_released < N and outcomes.count("denied") == N - n_released
@@ -80,4 +87,5 @@ def test_no_release_is_ordered_after_the_termination(tmp_path: Path) -> None:
     denials = [e for e in entries if e.event.kind == "key.denied"]
     assert len(releases) == n_released and len(denials) == N - n_released
     assert all(e.seq > revoked_at[0] for e in denials)
-    assert all("agreement" in " ".join(e.event.body["reasons"]) for e in denials)
+    why = "agreement" if end == "termination" else "accreditation"
+    assert all(why in " ".join(e.event.body["reasons"]) for e in denials)

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import pytest
-from testkit import CliResult, Sovereign, ctx_of
+from testkit import ROOT, CliResult, Sovereign, ctx_of
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import combine_dek_shares
@@ -102,3 +102,74 @@ def test_no_dek_or_kek_outside_its_boundary(tmp_path: Path) -> None:
         hits += [f"secret in custody entry {entry.seq}"
                  for f in dek_forms + kek_forms if f in blob]
     assert hits == []
+
+
+def _party_of(state: StateDir, path: Path) -> str:
+    """``log``, ``nations/AUS``, ``officers/AUS``, ``sites/local`` or
+    ``orchestrator``: whose directory holds ``path``."""
+    parts = path.relative_to(state.root).parts
+    return "/".join(parts[:2]) if parts[0] in ("nations", "officers", "sites") \
+        else parts[0]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> StateDir:
+    """A small job run through the CLI (2 folds, no final model)."""
+    root = tmp_path_factory.mktemp("who-holds-what")
+    cli = Sovereign(root / "state")
+    for nation in ("AUS", "GBR", "USA"):
+        cli("nation", "init", nation)
+    cli("site", "register", "site_configs/local.toml")
+    for nation in ("AUS", "USA"):
+        cli("site", "accredit", "local", "--by", nation)
+    cli("dataset", "seal", "data/sonar/sonar.csv", "--name", "uci-sonar",
+        "--owner", "AUS", "--classification", "SECRET", "--rel-to", "AUS,GBR,USA")
+    cli("agreement", "add", "agreements/aus-usa.toml", "--sign-as", "AUS,USA")
+    text = (ROOT / "workflows" / "sonar_classification.toml").read_text()
+    workflow = root / "small.toml"
+    workflow.write_text(text.replace('code = "sonar_classification.py"',
+                                     f'code = "{ROOT / "workflows"}/'
+                                     'sonar_classification.py"')
+                        .replace("folds = 13", "folds = 2")
+                        .replace("epochs = 300", "epochs = 20"))
+    cli("submit", str(workflow), "--site", "local")
+    return StateDir(cli.state)
+
+
+def test_every_private_key_stays_in_its_partys_directory(ran: StateDir) -> None:
+    """Issue "Parties apart", item 1: each party's keys exist only in its own
+    directory; the orchestrator holds no private key but its own, the site none
+    but its own."""
+    state = ran
+    files = [p for p in state.root.rglob("*") if p.is_file()]
+    private = [p for p in files if b"PRIVATE KEY-----" in p.read_bytes()]
+    held: dict[str, set[str]] = {}
+    for path in private:
+        held.setdefault(_party_of(state, path), set()).add(
+            str(path.relative_to(state.root / _party_of(state, path))))
+    assert held["orchestrator"] == {"orchestrator.key", "tls/client.key"}
+    assert held["sites/local"] == {"site.key", "tls/client.key"}
+    assert held["log"] == {"log.key", "tls/ca.key", "tls/server.key",
+                           "client/client.key"}
+    for code in ("AUS", "GBR", "USA"):
+        assert held[f"nations/{code}"] == {"custodian.key", "pki/ca.key",
+                                           "pki/server.key"}
+        assert held[f"officers/{code}"] == {"officer.key", "tls/client.key"}
+    # The key material itself (PEM bodies; the raw HPKE keys and KEKs) appears in
+    # no file of another party: not in the registry, run dirs, staging, logs.
+    secrets: list[tuple[str, bytes]] = []
+    for path in private:
+        body = b"".join(line for line in path.read_bytes().splitlines()
+                        if line and not line.startswith(b"-----"))
+        secrets.append((_party_of(state, path), body))
+    for code in ("AUS", "GBR", "USA"):
+        nation = state.nation_dir(code)
+        raw = (nation / "hpke.key").read_bytes()
+        secrets += [(f"nations/{code}", f) for f in _forms(raw)]
+        versions = json.loads((nation / "kek.json").read_text())["versions"]
+        for version in versions.values():
+            secrets += [(f"nations/{code}", f) for f in _forms(b64d(version["key"]))]
+    leaks = [f"{owner} secret in {path.relative_to(state.root)}"
+             for path in files for owner, secret in secrets
+             if _party_of(state, path) != owner and secret in path.read_bytes()]
+    assert leaks == []
