@@ -12,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from orchestrator.cli import (
+    agreements,
     catalogue,
     console,
     custodian,
@@ -22,6 +23,7 @@ from orchestrator.cli import (
     nation,
     oversight,
     run,
+    sites,
     transfer,  # noqa: F401  (adds `model consent|transfer|transfers`)
 )
 
@@ -33,9 +35,9 @@ app = typer.Typer(
     "every dataset and model stays under its owner's keys.",
 )
 app.add_typer(nation.app, name="nation")
-app.add_typer(catalogue.site_app, name="site")
+app.add_typer(sites.site_app, name="site")
 app.add_typer(catalogue.dataset_app, name="dataset")
-app.add_typer(catalogue.agreement_app, name="agreement")
+app.add_typer(agreements.agreement_app, name="agreement")
 app.add_typer(catalogue.model_app, name="model")
 app.add_typer(custody.app, name="custody")
 app.add_typer(custodian.app, name="custodian")

@@ -24,7 +24,7 @@ from orchestrator.cli._common import (
     handle_errors,
     state_of,
 )
-from orchestrator.cli.catalogue import site_app
+from orchestrator.cli.sites import site_app
 
 app = typer.Typer(
     no_args_is_help=False,

@@ -1,0 +1,154 @@
+"""``sovereign site``: site admins register facilities; nations accredit them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli._common import (
+    JsonOpt,
+    StateOpt,
+    console,
+    emit_json,
+    handle_errors,
+    state_of,
+)
+from orchestrator.embedded import (
+    accredit_site,
+    register_site,
+    revoke_accreditation,
+)
+from orchestrator.submit.registry import Registry, as_json
+
+site_app = typer.Typer(no_args_is_help=True, help="Site admins: register facilities.")
+
+
+# -- site --------------------------------------------------------------------------
+@site_app.command("register")
+@handle_errors
+def site_register(
+    path: Annotated[Path, typer.Argument(help="site config TOML")],
+    state_dir: StateOpt = None,
+) -> None:
+    """Register a facility from its site config: the site makes its own signing
+    identity in its directory, the orchestrator registers its configuration.
+    Nations accredit it separately (``site accredit``)."""
+    record = register_site(state_of(state_dir), path)
+    console.print(
+        f"site [bold]{record.name}[/] registered: operated by "
+        f"{record.operator_nation}, claims {record.accreditation}, "
+        f"signing key {record.signing_key_id}"
+    )
+
+
+@site_app.command("accredit")
+@handle_errors
+def site_accredit(
+    name: Annotated[str, typer.Argument(help="site name")],
+    nation: Annotated[str, typer.Option("--by", help="accrediting nation")],
+    ceiling: Annotated[str | None, typer.Option(
+        "--ceiling", help="highest classification (default: the site's claim)")] = None,
+    tee: Annotated[str, typer.Option(
+        "--tee", help="accepted evidence kinds: none,tdx,sgx,snp")] = "none",
+    days: Annotated[int, typer.Option("--days", min=1, max=3650,
+                                      help="validity in days")] = 365,
+    operator: Annotated[str | None, typer.Option(
+        "--operator", help="operator nation (default: the site's claim)")] = None,
+    state_dir: StateOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A nation accredits a site's key: its custodian signs the accreditation and
+    issues the site a client certificate; only then does it release keys there."""
+    from datetime import timedelta
+
+    from orchestrator.labels import parse_nation
+
+    accreditation = accredit_site(
+        state_of(state_dir), name, parse_nation(nation, field="--by"),
+        ceiling=ceiling, tee_kinds=[t.strip() for t in tee.split(",") if t.strip()],
+        expires_in=timedelta(days=days),
+        operator_nation=None if operator is None else parse_nation(
+            operator, field="--operator"))
+    if json_out:
+        emit_json(accreditation.to_json())
+        return
+    console.print(
+        f"site [bold]{name}[/] accredited by {accreditation.nation}: "
+        f"{accreditation.accreditation_id}, ceiling "
+        f"{accreditation.ceiling.name.replace('_', ' ')}, operator "
+        f"{accreditation.operator_nation}, TEE {', '.join(accreditation.tee_kinds)},"
+        f" until {accreditation.expires_at:%Y-%m-%d}")
+
+
+@site_app.command("revoke")
+@handle_errors
+def site_revoke(
+    name: Annotated[str, typer.Argument(help="site name")],
+    nation: Annotated[str, typer.Option("--by", help="accrediting nation")],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    state_dir: StateOpt = None,
+) -> None:
+    """A nation revokes its accreditation of a site: releases there stop at once."""
+    from orchestrator.labels import parse_nation
+
+    ids = revoke_accreditation(state_of(state_dir), name,
+                               parse_nation(nation, field="--by"), reason=reason)
+    console.print(f"revoked {', '.join(ids)}")
+
+
+@site_app.command("list")
+@handle_errors
+def site_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """List registered sites."""
+    sites = Registry(state_of(state_dir).registry_db).sites()
+    if json_out:
+        emit_json([as_json(s) for s in sites])
+        return
+    table = Table("site", "operator", "accreditation", "provider", "signing key")
+    for s in sites:
+        table.add_row(
+            s.name,
+            s.operator_nation,
+            s.accreditation,
+            f"{(s.config.get('provider') or {}).get('type', '-')}/"
+            f"{s.config['executor']['type']}",
+            s.signing_key_id,
+        )
+    console.print(table)
+
+
+@site_app.command("show")
+@handle_errors
+def site_show(name: str, state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+    """Show one site's attributes and config."""
+    site = Registry(state_of(state_dir).registry_db).site(name)
+    if json_out:
+        emit_json(as_json(site))
+        return
+    table = Table(show_header=False)
+    for key, value in as_json(site).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@site_app.command("check")
+@handle_errors
+def site_check(
+    path: Annotated[Path, typer.Argument(help="site config TOML")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate a site config and print the batch script it would submit (no submit)."""
+    from orchestrator.submit.sitecheck import check_site
+    from orchestrator.submit.siteconfig import load_site_config
+
+    check = check_site(load_site_config(path))
+    if json_out:
+        emit_json(vars(check))
+        return
+    lines = [f"# {path}: valid; {check.summary}"]
+    lines += [f"# would run: {command}" for command in check.commands]
+    console.print("\n".join([*lines, check.script]), markup=False, highlight=False,
+                  soft_wrap=True)
