@@ -14,7 +14,8 @@ from rich.console import Console
 
 from orchestrator.embedded.deployment import Deployment
 from orchestrator.embedded.layout import ENV_VAR, StateDir, resolve_state_dir
-from orchestrator.errors import SovereignError
+from orchestrator.errors import ConfigError, SovereignError
+from orchestrator.net.log_client import HttpLog
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,6 +33,24 @@ StateOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LogUrlOpt = Annotated[str | None, typer.Option(
+    "--log-url", help="custody log service URL (default: the embedded log)")]
+LogCaOpt = Annotated[Path | None, typer.Option(
+    "--log-ca", help="the log service's CA certificate (PEM), with --log-url")]
+
+
+def remote_log(log_url: str | None, log_ca: Path | None) -> HttpLog | None:
+    """The log service ``--log-url`` names (its CA pinned), else ``None`` (the
+    embedded log).
+
+    Raises
+    ------
+    ConfigError
+        If only one of ``--log-url`` and ``--log-ca`` is given.
+    """
+    if (log_url is None) != (log_ca is None):
+        raise ConfigError("--log-url and --log-ca go together", field="--log-url")
+    return HttpLog(log_url, ca=log_ca) if log_url and log_ca else None
 
 
 def state_of(option: Path | None) -> StateDir:
@@ -50,7 +69,9 @@ def emit_json(data: Any) -> None:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn :class:`SovereignError` into a one-line message and its exit code."""
+    """Turn :class:`SovereignError` into a one-line message and its exit code; a
+    file this user may not read or write (another party's directory) into one
+    naming the file, exit 2."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -63,5 +84,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
                 soft_wrap=True,
             )
             raise typer.Exit(exc.exit_code) from None
+        except PermissionError as exc:
+            err_console.print(
+                f"[bold red]error:[/] permission denied: {exc.filename or exc} "
+                "(another party's file, or a directory this user does not own)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(ConfigError.exit_code) from None
 
     return wrapper

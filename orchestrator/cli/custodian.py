@@ -18,11 +18,14 @@ from rich.table import Table
 
 from orchestrator.cli._common import (
     JsonOpt,
+    LogCaOpt,
+    LogUrlOpt,
     StateOpt,
     console,
     deployment_of,
     emit_json,
     handle_errors,
+    remote_log,
     state_of,
 )
 from orchestrator.crypto import atomic_write_bytes
@@ -76,10 +79,8 @@ def serve_command(
     nation: Annotated[str, typer.Option("--nation", help="Nation to serve.")],
     host: Annotated[str, typer.Option(help="Bind address.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT_PORT,
-    log_url: Annotated[str | None, typer.Option(
-        "--log-url", help="custody log service (default: the embedded log)")] = None,
-    log_ca: Annotated[Path | None, typer.Option(
-        "--log-ca", help="the log service's CA (PEM)")] = None,
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level.")
     ] = "warning",
@@ -89,16 +90,12 @@ def serve_command(
     from orchestrator.nation.custodian import LocalCustodian
     from orchestrator.nation.pki import server_context
     from orchestrator.nation.service import create_app
-    from orchestrator.net.log_client import HttpLog
     from orchestrator.net.service import serve
 
     deployment = deployment_of(state_dir)
     code = parse_nation(nation, field="--nation")
     state = deployment.nation(code).require()
-    if (log_url is None) != (log_ca is None):
-        raise ConfigError("--log-url and --log-ca go together", field="--log-url")
-    log = (HttpLog(log_url, ca=log_ca) if log_url and log_ca
-           else deployment.log())
+    log = remote_log(log_url, log_ca) or deployment.log()
     custodian = LocalCustodian(state, log)
     console.print(f"custodian {code} serving on https://{host}:{port} (mTLS)",
                   highlight=False)

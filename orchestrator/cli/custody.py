@@ -13,11 +13,14 @@ from rich.tree import Tree
 
 from orchestrator.cli._common import (
     JsonOpt,
+    LogCaOpt,
+    LogUrlOpt,
     StateOpt,
     console,
     emit_json,
     err_console,
     handle_errors,
+    remote_log,
     state_of,
 )
 from orchestrator.crypto import atomic_write_bytes
@@ -138,6 +141,8 @@ def verify(
             help="nations whose witness cosignatures are required, e.g. AUS,GBR"
         ),
     ] = "",
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
 ) -> None:
     """Verify the log from the officer's trusted checkpoint, then trust the new one."""
     required = (
@@ -148,6 +153,7 @@ def verify(
             state_of(state_dir),
             require_cosigners=required,
             officer=parse_nation(as_nation, field="--as") if as_nation else None,
+            log=remote_log(log_url, log_ca),
         )
     except WitnessError as exc:
         _evidence(exc)
@@ -181,9 +187,11 @@ def verify(
 
 @app.command("trace")
 @handle_errors
-def trace(model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
+def trace(model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False,
+          log_url: LogUrlOpt = None, log_ca: LogCaOpt = None) -> None:
     """Trace a model back to its datasets through the custody log."""
-    lineage = trace_model(state_of(state_dir), model_id)
+    lineage = trace_model(state_of(state_dir), model_id,
+                          log=remote_log(log_url, log_ca))
     if json_out:
         emit_json(lineage)
         return
@@ -219,11 +227,13 @@ def prove_cmd(
     model_id: str,
     out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
     state_dir: StateOpt = None,
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
 ) -> None:
     """Write MODEL_ID's offline custody bundle (events, proofs, keys, provenance)."""
     from orchestrator.embedded import prove
 
-    bundle = prove(state_of(state_dir), model_id)
+    bundle = prove(state_of(state_dir), model_id, log=remote_log(log_url, log_ca))
     text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
     atomic_write_bytes(out, text.encode("utf-8"), mode=0o644)
     sealed = next(e for e in bundle["entries"]

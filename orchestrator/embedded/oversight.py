@@ -19,6 +19,7 @@ from orchestrator.errors import ConfigError, NotFound, PolicyDenied
 from orchestrator.labels import Label
 from orchestrator.log.witnessing import collect_cosignature
 from orchestrator.nation import steward
+from orchestrator.net.log_client import HttpLog
 from orchestrator.officer import statements as officer_statements
 from orchestrator.officer.bundle import prove as prove_bundle
 from orchestrator.officer.report import ReportInputs, render_report
@@ -213,26 +214,35 @@ def witness(state: StateDir, nation: str) -> bytes:
 
 
 def verify_custody(state: StateDir, *, officer: str | None = None,
-                   require_cosigners: tuple[str, ...] = ()) -> CustodyVerification:
+                   require_cosigners: tuple[str, ...] = (),
+                   log: HttpLog | None = None) -> CustodyVerification:
     """``officer``'s officer (default: the first nation's) verifies the log
-    through its read API, with its own pinned keys and last checkpoint."""
+    through its read API (the service ``log`` reaches, else the embedded log),
+    with its own pinned keys and last checkpoint: it reads only its own
+    directory."""
     deployment = Deployment(state)
     nation = officer or (state.nations() or [""])[0]
     if not nation:
         raise ConfigError("no officer here (sovereign nation init ...)")
-    return officer_verify(deployment.officer(nation), deployment.log(),
+    return officer_verify(deployment.officer(nation), log or deployment.log(),
                           require_cosigners=require_cosigners)
 
 
-def trace_model(state: StateDir, model_id: str) -> dict[str, Any]:
-    """See :func:`orchestrator.officer.trace.trace_model`."""
-    return trace_from_log(Deployment(state).log(), model_id)
+def trace_model(state: StateDir, model_id: str, *, log: HttpLog | None = None
+                ) -> dict[str, Any]:
+    """See :func:`orchestrator.officer.trace.trace_model` (over the service
+    ``log`` reaches, else the embedded log)."""
+    return trace_from_log(log or Deployment(state).log(), model_id)
 
 
-def prove(state: StateDir, model_id: str) -> dict[str, Any]:
-    """See :func:`orchestrator.officer.bundle.prove`."""
-    log = Deployment(state).log()
-    return prove_bundle(log, model_id, log_vkey=log.vkey)
+def prove(state: StateDir, model_id: str, *, log: HttpLog | None = None
+          ) -> dict[str, Any]:
+    """See :func:`orchestrator.officer.bundle.prove` (over the service ``log``
+    reaches, else the embedded log)."""
+    if log is not None:
+        return prove_bundle(log, model_id, log_vkey=str(log.health()["vkey"]))
+    embedded = Deployment(state).log()
+    return prove_bundle(embedded, model_id, log_vkey=embedded.vkey)
 
 
 def render_nation_report(state: StateDir, nation: str) -> str:
