@@ -103,12 +103,18 @@ def log_key_cmd(state_dir: StateOpt = None) -> None:
 @handle_errors
 def witness_cmd(
     nation: Annotated[str, typer.Option(help="the witnessing nation's custodian")],
+    url: Annotated[str | None, typer.Option(
+        "--url", help="the custodian's service (default: as the embedded "
+        "default reaches it)")] = None,
+    ca: Annotated[Path | None, typer.Option(
+        "--ca", help="the custodian service's CA (PEM), with --url")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """The log operator asks NATION's custodian to cosign its latest checkpoint
     (C2SP tlog-witness); the custodian keeps its own witness state."""
     try:
-        note = witness(state_of(state_dir), parse_nation(nation, field="--nation"))
+        note = witness(state_of(state_dir), parse_nation(nation, field="--nation"),
+                       url=url, ca=ca)
     except WitnessRefusal as exc:
         raise ConfigError(f"witness {nation} refused the checkpoint (HTTP "
                           f"{exc.status}): {exc.message}") from None

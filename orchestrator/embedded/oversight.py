@@ -197,20 +197,37 @@ def publish_checkpoint(state: StateDir) -> bytes:
     return Deployment(state).log().publish()
 
 
-def witness(state: StateDir, nation: str) -> bytes:
+def witness(state: StateDir, nation: str, *, url: str | None = None,
+            ca: Path | None = None) -> bytes:
     """The log operator asks ``nation``'s custodian to cosign its latest
     checkpoint (C2SP tlog-witness); return the cosigned note.
+
+    With ``url`` and ``ca`` (the custodian's service and its CA) the log operator
+    reaches it with its own client certificate (``log/client/<NATION>.pem``),
+    reading nothing but its own directory; else as the embedded default does.
 
     Raises
     ------
     WitnessRefusal
         The witness refused (fork, rollback, inconsistent proof).
+    ConfigError
+        If only one of ``url`` and ``ca`` is given.
     """
+    from orchestrator.net.custodian_client import HttpCustodian
+
     deployment = Deployment(state)
+    log = deployment.log()
+    if (url is None) != (ca is None):
+        raise ConfigError("--url and --ca go together", field="--url")
+    if url is not None and ca is not None:
+        tls = log.state.client_dir
+        with HttpCustodian(nation, url, ca=ca, cert=tls / f"{nation}.pem",
+                           key=tls / "client.key") as custodian:
+            return collect_cosignature(log, custodian.witness,
+                                       witness_key_name(nation))
     require_nation(deployment, nation)
-    custodian = deployment.log_connect()(nation)
-    return collect_cosignature(deployment.log(), custodian.witness,
-                               witness_key_name(nation))
+    embedded = deployment.log_connect()(nation)
+    return collect_cosignature(log, embedded.witness, witness_key_name(nation))
 
 
 def verify_custody(state: StateDir, *, officer: str | None = None,

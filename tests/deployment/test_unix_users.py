@@ -14,13 +14,15 @@ loopback, and every probe below runs as the party it speaks for. What is shown:
   complete the TLS handshake;
 * the log service refuses entries the orchestrator signs in a site's or a
   nation's name, and accepts those in its own;
+* the log operator has a nation's custodian witness its checkpoint (C2SP
+  tlog-witness) with its own client certificate;
 * the officer, with only its pinned log and witness keys, verifies the log
-  through the C2SP tlog-tiles API, then again consistently after it grew.
+  through the C2SP tlog-tiles API with that cosignature required, then again
+  consistently after it grew.
 
 Not yet here: the sonar job end to end across users (the orchestrator still
 serves the log to its tasks in-process; the site's Parsl workers would run under
-the site's account), and witnessing across users (the log operator finds
-custodians through the orchestrator's directory).
+the site's account).
 """
 
 from __future__ import annotations
@@ -366,12 +368,18 @@ def test_the_log_refuses_entries_in_another_partys_name(deployed: Deployed) -> N
 
 
 def test_the_officer_verifies_through_the_tiles_api(deployed: Deployed) -> None:
+    # the log operator, as its own user, has AUS's custodian witness a fresh
+    # checkpoint (C2SP tlog-witness, the log's own client certificate)
+    cosigned = deployed.cli("log", "custody", "witness", "--nation", "AUS", "--url",
+                            deployed.custodians["AUS"], "--ca",
+                            str(deployed.handover / "AUS-ca.pem")).stdout
+    assert "\u2014 witness-AUS " in cosigned
     args = ["custody", "verify", "--as", "AUS", "--json", "--log-url",
             deployed.log_url, "--log-ca", str(deployed.handover / "log-ca.pem")]
-    httpx.post(deployed.log_url + "/v1/checkpoint",
-               verify=_ca(deployed.handover / "log-ca.pem"), trust_env=False)
-    first = json.loads(deployed.cli("officer", *args).stdout)
+    first = json.loads(deployed.cli("officer", *args, "--require-cosigners",
+                                    "AUS").stdout)
     assert first["verified"] and first["size"] >= 10
+    assert first["cosigners"] == ["AUS"]
     assert first["kinds"]["site.accredited"] == 2
     # the log grows (a custodian writes through the service), then is checked
     # again from the officer's trusted checkpoint
