@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,7 +96,7 @@ def dataset_seal(
 ) -> None:
     """Seal a CSV dataset under a fresh DEK wrapped by its owners' KEKs."""
     column: int | str = (
-        int(label_column) if label_column.lstrip("-").isdigit() else label_column
+        int(label_column) if re.fullmatch(r"-?[0-9]+", label_column) else label_column
     )
     if not path.is_file():
         raise ConfigError("no such file", source=str(path))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,8 +16,18 @@ from orchestrator.labels import parse_nation
 app = typer.Typer(no_args_is_help=True, help="Officers: the web console.")
 
 
-def _origin(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _origin(host: str, port: int, scheme: str) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command("serve")
@@ -29,13 +41,21 @@ def serve(
     origin: Annotated[str | None, typer.Option(
         "--origin", help="Origin browsers use, if not http://HOST:PORT (a TLS "
         "reverse proxy: https://console.example).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", help="PEM certificate chain to serve HTTPS with (required "
+        "off loopback).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", help="PEM private key of --tls-cert.")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Serve one nation's officer console until interrupted (Ctrl-C).
 
     Officers sign in with their officer key file in the browser (WebCrypto),
     which browsers allow only on https or loopback origins: keep the default
-    loopback host, or put a TLS reverse proxy in front and pass ``--origin``.
+    loopback host, or serve HTTPS (``--tls-cert``/``--tls-key``) and pass
+    ``--origin`` if browsers reach it by another name. A non-loopback address
+    without TLS is refused (exit 2): approvals and sessions would cross the
+    network in clear.
     """
     import uvicorn
 
@@ -44,7 +64,16 @@ def serve(
     code = parse_nation(nation, field="--as")
     if not 0 < port < 65536:
         raise ConfigError(f"port must be 1-65535, got {port}", field="--port")
-    site = origin or _origin(host, port)
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together", field="--tls-cert")
+    for given in (tls_cert, tls_key):
+        if given is not None and not given.is_file():
+            raise ConfigError("no such file", source=str(given))
+    if tls_cert is None and not _loopback(host):
+        raise ConfigError(
+            f"refusing to serve plain HTTP on {host}: bind a loopback address, or "
+            "serve HTTPS with --tls-cert and --tls-key", field="--host")
+    site = origin or _origin(host, port, "https" if tls_cert else "http")
     if not site.startswith(("http://", "https://")):
         raise ConfigError(f"origin must be http(s)://host[:port], got {site!r}",
                           field="--origin")
@@ -54,4 +83,6 @@ def serve(
     console.print(f"{code} officer console at {site}/ (Ctrl-C stops)",
                   highlight=False, soft_wrap=True)
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False,
-                server_header=False)
+                server_header=False,
+                ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None)

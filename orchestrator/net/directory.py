@@ -78,14 +78,16 @@ def load_directory(directory: Path) -> dict[str, NationEntry]:
     Raises
     ------
     ConfigError
-        If the file is not valid TOML or an entry is malformed (file and field
-        named).
+        If the file is not UTF-8, not valid TOML, or an entry is malformed (file
+        and field named).
     """
     path = Path(directory) / FILE_NAME
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text: {exc}", source=str(path)) from exc
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
