@@ -100,9 +100,11 @@ def _enclave(
     from orchestrator.net.custodian_client import HttpCustodian
     from orchestrator.protocol.release import Custodian, ReleaseRequest
     from orchestrator.site.attestation import SoftwareAttester
+    from orchestrator.submit.registry import Registry
 
     state = StateDir(Path(state_root))
     site = state.site_dir("local")
+    sealed_digest = Registry(state.registry_db).dataset(dataset_id).sealed_digest
     attester = SoftwareAttester("local", load_private_key(site / "site.key"))
 
     def http() -> HttpCustodian:  # with the site's client certificate from AUS
@@ -134,7 +136,7 @@ def _enclave(
             nonce=custodian.challenge(),
         )
         request = ReleaseRequest(
-            JOB_ID, attempt, "bench", dataset_id, "local", evidence
+            JOB_ID, attempt, "bench", dataset_id, "local", evidence, sealed_digest
         )
         grant = custodian.release_key(request)
         assert len(hpke_open(key, b64d(grant.sealed_dek), request.hpke_info())) == 32

@@ -80,6 +80,8 @@ class World:
     state: Any
     dataset_id: str
     site: str = "local"
+    #: ``"sha256:<hex>"`` of the sealed dataset (what release requests name).
+    dataset_digest: str = ""
 
     @property
     def deployment(self) -> Any:
@@ -126,7 +128,8 @@ def make_world(
         releasable_to=["AUS", "GBR", "USA"],
     )
     add_signed_agreement(state, agreement or ROOT / "agreements" / "aus-usa.toml")
-    return World(state=state, dataset_id=record.id)
+    return World(state=state, dataset_id=record.id,
+                 dataset_digest=record.sealed_digest)
 
 
 def add_signed_agreement(state: Any, path: Path) -> Any:
@@ -187,7 +190,8 @@ def attested_release(world: World, custodian: Any, job_id: str, attempt: str = "
         enclave_public_key=key.public_bytes(), hpke_suite=key.suite.value,
         nonce=custodian.challenge())
     return custodian.release_key(ReleaseRequest(
-        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence))
+        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence,
+        world.dataset_digest))
 
 
 def officer_key(world: World, nation: str) -> Any:

@@ -110,6 +110,13 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
                   "approval or held)")
         _deny(ctx, request, [reason])
         raise PolicyDenied("release refused", reasons=[reason])
+    dataset = ctx.store.dataset(request.dataset_id)
+    if request.sealed_digest != dataset.sealed_digest:
+        reason = (f"sealed_digest: the staged envelope {request.sealed_digest!r} is "
+                  f"not the one {ctx.code} sealed ({dataset.sealed_digest}): its "
+                  "header (label, manifest) or ciphertext was changed")
+        _deny(ctx, request, [reason])
+        raise PolicyDenied("release refused", reasons=[reason])
     try:
         accreditation = ctx.accreditation(request.site, now)
     except PolicyDenied as exc:
@@ -123,7 +130,6 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
     except AttestationError as exc:
         _deny(ctx, request, [f"attestation: {exc.message}"])
         raise
-    dataset = ctx.store.dataset(request.dataset_id)
     digest = digest_of(admitted.to_json())
     chosen = evaluate_for(  # which agreement applies now (no approval needed)
         ctx, dataset, request.site, admitted.priority_area, admitted.gpu_hours,

@@ -132,7 +132,12 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class ReleaseRequest:
-    """An enclave attempt's request for one dataset's DEK."""
+    """An enclave attempt's request for one dataset's DEK.
+
+    ``sealed_digest`` is ``"sha256:<hex>"`` of the staged envelope the site
+    verified before asking: the custodian releases only if it is the envelope it
+    sealed (so a relabelled or re-encrypted copy gets no key).
+    """
 
     job_id: str
     attempt_id: str
@@ -140,6 +145,7 @@ class ReleaseRequest:
     dataset_id: str
     site: str
     evidence: Evidence
+    sealed_digest: str
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict with the evidence nested."""

@@ -109,6 +109,9 @@ class SealedInput:
     label: dict[str, Any]
     manifest: dict[str, Any]
     path: Path
+    #: ``"sha256:<hex>"`` of the envelope as sealed (what the staged copy was
+    #: checked against); the custodians release only for that envelope.
+    sealed_digest: str
 
 
 @dataclass
@@ -218,6 +221,7 @@ class Enclave:
                 dataset_id=sealed.dataset_id,
                 site=self.site,
                 evidence=self._evidence_for(custodian),
+                sealed_digest=sealed.sealed_digest,
             )
             grant = custodian.release_key(request)
             deks.append(
@@ -237,6 +241,11 @@ class Enclave:
             # (1 MiB segments): the envelope is never held in memory.
             header, plaintext = open_to_memory(reader, dataset_dek)
         self.input_digest = reader.hexdigest()
+        if "sha256:" + self.input_digest != sealed.sealed_digest:
+            plaintext[:] = bytes(len(plaintext))
+            raise IntegrityError("the envelope decrypted is not the one the keys were "
+                                 f"released for ({sealed.sealed_digest})",
+                                 source=str(sealed.path))
         if header.object_id != sealed.dataset_id:
             raise IntegrityError(f"sealed file holds {header.object_id}, not "
                                  f"{sealed.dataset_id}", source=str(sealed.path))

@@ -106,7 +106,8 @@ def _release_request(
         nonce=custodian.challenge(),
     )
     return ReleaseRequest(
-        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence
+        job_id, attempt, "fold-0", world.dataset_id, world.site, evidence,
+        world.dataset_digest,
     )
 
 

@@ -46,7 +46,7 @@ def test_no_release_is_ordered_after_the_end(tmp_path: Path, end: str) -> None:
             evidence=attester.attest(
                 job_id="job-r", attempt_id=f"a{i}", code_measurement=MEASUREMENT,
                 enclave_public_key=key.public_bytes(), hpke_suite=key.suite.value,
-                nonce=setup.challenge()))
+                nonce=setup.challenge()), sealed_digest=world.dataset_digest)
         for i in range(N)
     ]
     released = threading.Semaphore(0)

@@ -309,6 +309,7 @@ class DatasetModel:
     classification: str
     label: dict[str, Any]
     object_path: str
+    sealed_digest: str
 
 
 @dataclass
@@ -591,7 +592,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert sorted(record.wrapped_keys) == sorted(owners)
         self.datasets[record.id] = DatasetModel(
             record.id, tuple(sorted(owners)), releasable, classification,
-            record.label, record.object_path)
+            record.label, record.object_path, record.sealed_digest)
 
     # -- datasets and agreements --
     @precondition(lambda self: len(self.datasets) < 5)
@@ -1087,7 +1088,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             hpke_suite=current.key.suite.value, nonce=custodian.challenge())
         request = ReleaseRequest(job_id=job.id, attempt_id=current.attempt_id,
                                  task="fold-0", dataset_id=job.dataset_id, site=SITE,
-                                 evidence=evidence)
+                                 evidence=evidence,
+                                 sealed_digest=self.datasets[
+                                     job.dataset_id].sealed_digest)
         if owner not in job.admitted:  # refused before the evidence is checked
             event("release: not admitted")
             with pytest.raises(PolicyDenied) as refused:
@@ -1540,7 +1543,8 @@ def test_release_requires_admission(tmp_path: Path, admission: str) -> None:
     with pytest.raises(PolicyDenied):
         aus.release_key(ReleaseRequest(job_id="job-1", attempt_id="a1",
                                        task="fold-0", dataset_id=world.dataset_id,
-                                       site=SITE, evidence=evidence))
+                                       site=SITE, evidence=evidence,
+                                       sealed_digest=world.dataset_digest))
 
 
 def _successor(tmp_path: Path) -> Path:
@@ -1668,6 +1672,6 @@ def test_a_job_admitted_again_under_a_successor_gets_its_keys(tmp_path: Path
     # not AUS-USA-SONAR-2027"
     grant = aus.release_key(ReleaseRequest(
         job_id="job-1", attempt_id="a1", task="fold-0", dataset_id=world.dataset_id,
-        site=SITE, evidence=evidence))
+        site=SITE, evidence=evidence, sealed_digest=world.dataset_digest))
     entry = CustodyLog(world.state.custody_db).get(grant.log_index)
     assert entry.event.body["agreement_id"] == "AUS-USA-SONAR-2027"

@@ -92,6 +92,7 @@ def _request(
         dataset_id=world.dataset_id,
         site=world.site,
         evidence=evidence,
+        sealed_digest=world.dataset_digest,
     )
 
 
@@ -324,7 +325,8 @@ def test_every_owner_must_permit(world: World) -> None:
     enclave.measurement = MEASUREMENT
     sealed = SealedInput(dataset_id=joint.id, label=joint.label,
                          manifest=joint.manifest,
-                         path=Path(joint.object_path))
+                         path=Path(joint.object_path),
+                         sealed_digest=joint.sealed_digest)
     with pytest.raises(PolicyDenied):
         enclave.open_input(sealed)
     released = CustodyLog(world.state.custody_db).find("key.released", job_id="job-j")

@@ -139,6 +139,7 @@ def _release_request(world: World, aus: LocalCustodian) -> ReleaseRequest:
         dataset_id=world.dataset_id,
         site=world.site,
         evidence=evidence,
+        sealed_digest=world.dataset_digest,
     )
 
 

@@ -62,7 +62,7 @@ def _request(world: World, custodian: LocalCustodian, key: RecipientKey, *,
         nonce=nonce or custodian.challenge())
     return ReleaseRequest(job_id=job_id, attempt_id=attempt, task="fold-0",
                           dataset_id=world.dataset_id, site=world.site,
-                          evidence=evidence)
+                          evidence=evidence, sealed_digest=world.dataset_digest)
 
 
 def _last(world: World) -> dict[str, object]:
@@ -240,3 +240,28 @@ def test_grant_misuse_is_refused(tmp_path: Path, misuse: str) -> None:
         aus.wrap_key(request)
     if misuse == "replayed":  # another object under the same grant is fine
         aus.wrap_key(_wrap(world, aus, key, grant.grant_id, object_id="model-y"))
+
+
+# -- the envelope released for ----------------------------------------------------
+def test_a_relabelled_envelope_gets_no_key(tmp_path: Path) -> None:
+    """A copy whose header label was edited has another digest: the custodian
+    refuses before any key is unwrapped, naming the envelope it sealed."""
+    import hashlib
+
+    world = make_world(tmp_path)
+    _job(world)
+    custodian = custodian_of(world.state, "AUS")
+    sealed = Path(Registry(world.state.registry_db).dataset(world.dataset_id)
+                  .object_path).read_bytes()
+    edited = sealed.replace(b'"SECRET"', b'"OFFICIAL"', 1)
+    assert edited != sealed
+    forged = "sha256:" + hashlib.sha256(edited).hexdigest()
+    request = replace(_request(world, custodian, RecipientKey.generate()),
+                      sealed_digest=forged)
+    with pytest.raises(PolicyDenied) as err:
+        custodian.release_key(request)
+    assert any(r.startswith("sealed_digest:") and world.dataset_digest in r
+               for r in err.value.reasons), err.value.reasons
+    released = CustodyLog(world.state.custody_db).find("key.released")
+    assert released == []
+    assert _last(world)["kind"] == "key.denied"

@@ -46,7 +46,7 @@ def _tee_request(world: World, custodian: LocalCustodian, key: RecipientKey,
     evidence = syn.tee_evidence(base, site_key, now, **kw)  # type: ignore[arg-type]
     return ReleaseRequest(job_id="job-1", attempt_id="a1", task="fold-0",
                           dataset_id=world.dataset_id, site=world.site,
-                          evidence=evidence)
+                          evidence=evidence, sealed_digest=world.dataset_digest)
 
 
 def _custodian(world: World, now: datetime,
