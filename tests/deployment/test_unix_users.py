@@ -75,6 +75,11 @@ def _need_root() -> None:
         pytest.fail("the deployment test runs as root with setpriv (CI does)")
 
 
+def _open_to_others(path: Path) -> bool:
+    """True when every directory down to ``path`` lets other users through."""
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents])
+
+
 def _ensure_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
@@ -104,7 +109,7 @@ class Deployed:
 
     def run(self, party: str, args: list[str], *, ok: bool = True
             ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(self.command(party, args), cwd=ROOT, text=True,
+        done = subprocess.run(self.command(party, args), cwd=self.base, text=True,
                               capture_output=True, timeout=300)
         if ok:
             assert done.returncode == 0, done.stdout + done.stderr
@@ -161,9 +166,24 @@ def deployed() -> Iterator[Deployed]:
     subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)],
                    check=True)
     purelib = sysconfig.get_paths()["purelib"]
+    lines = []
+    if not (_open_to_others(Path(purelib)) and _open_to_others(ROOT)):
+        # a 0700 directory above the checkout or its environment: give the
+        # parties a copy (the project and its packages, without PyTorch)
+        app = base / "app"
+        shutil.copytree(ROOT / "orchestrator", app / "orchestrator",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        purelib_copy = base / "site-packages"
+        shutil.copytree(purelib, purelib_copy, symlinks=True,
+                        ignore=shutil.ignore_patterns(
+                            "__pycache__", "torch", "torch-*", "nvidia*", "triton*",
+                            "__editable__*"))
+        lines.append(f"import sys; sys.path.insert(0, {str(app)!r})")
+        purelib = str(purelib_copy)
+    lines.append(f"import site; site.addsitedir({purelib!r})")
     (venv / "lib/python3.11/site-packages/sovereign-project.pth").write_text(
-        f"import site; site.addsitedir({purelib!r})\n")
-    subprocess.run(["chmod", "-R", "o+rX", str(venv)], check=True)
+        "\n".join(lines) + "\n")
+    subprocess.run(["chmod", "-R", "o+rX", str(base)], check=True)
     state = base / "state"
     # Introductions, once, as the machine's administrator.
     _root_cli(state, "nation", "init", "AUS")
@@ -211,7 +231,7 @@ def deployed() -> Iterator[Deployed]:
         procs.append(subprocess.Popen(
             deployment.command("log", ["-m", "orchestrator", "log", "serve", "--port",
                                        str(port)]),
-            cwd=ROOT, stdout=out.open("wb"), stderr=subprocess.STDOUT))
+            cwd=base, stdout=out.open("wb"), stderr=subprocess.STDOUT))
         _wait(deployment.log_url, handover / "log-ca.pem", procs[-1], out,
               "/checkpoint")
         for nation in ("AUS", "USA"):
@@ -223,7 +243,7 @@ def deployed() -> Iterator[Deployed]:
                     "-m", "orchestrator", "custodian", "serve", "--nation", nation,
                     "--port", str(port), "--log-url", deployment.log_url,
                     "--log-ca", str(handover / "log-ca.pem")]),
-                cwd=ROOT, stdout=out.open("wb"), stderr=subprocess.STDOUT))
+                cwd=base, stdout=out.open("wb"), stderr=subprocess.STDOUT))
             deployment.custodians[nation] = url
             ca = handover / f"{nation}-ca.pem"
             deadline = time.monotonic() + 60
