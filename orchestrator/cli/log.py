@@ -3,7 +3,9 @@
 ``init`` (the log key, storage and the service's CA), ``serve`` (the C2SP
 tlog-tiles HTTPS service; :mod:`orchestrator.log.service`), ``enroll FILE`` (an
 actor's self-signed enrollment, the operator's decision), ``key`` (the verifier
-key officers and witnesses pin), ``actors`` (who may write).
+key officers and witnesses pin), ``actors`` (who may write); and, run by the
+orchestrator, ``register --url --ca`` / ``unregister`` (which log service it
+uses).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from orchestrator.cli._common import (
 from orchestrator.errors import ConfigError
 from orchestrator.log.operator import LogOperator, LogState
 from orchestrator.net.ca import DEFAULT_SERVER_HOSTS
+from orchestrator.net.log_directory import register_log, unregister_log
 from orchestrator.net.service import DEFAULT_HOST
 from orchestrator.protocol.log import SignedEvent
 
@@ -119,3 +122,25 @@ def actors(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
         return
     for actor, key_id in found.items():
         console.print(f"{actor}  {key_id}", highlight=False)
+
+
+@app.command("register")
+@handle_errors
+def register(
+    url: Annotated[str, typer.Option("--url", help="https://HOST:PORT")],
+    ca: Annotated[Path, typer.Option("--ca", help="The log service's CA (PEM).")],
+    state_dir: StateOpt = None,
+) -> None:
+    """(Orchestrator) write and read the custody log through the service at URL
+    from now on, never its storage (``log.toml`` in the orchestrator's dir)."""
+    entry = register_log(state_of(state_dir).orchestrator_dir, url, ca)
+    console.print(f"custody log service registered at {entry.url} (CA {entry.ca})",
+                  highlight=False)
+
+
+@app.command("unregister")
+@handle_errors
+def unregister(state_dir: StateOpt = None) -> None:
+    """(Orchestrator) forget the log service: the in-process log is used again."""
+    unregister_log(state_of(state_dir).orchestrator_dir)
+    console.print("custody log service unregistered", highlight=False)

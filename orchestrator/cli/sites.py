@@ -1,4 +1,5 @@
-"""``sovereign site``: site admins register facilities; nations accredit them."""
+"""``sovereign site``: site admins register facilities; nations accredit them;
+``site workers`` runs a site-started site's Parsl worker pools at the site."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ from orchestrator.embedded import (
     register_site,
     revoke_accreditation,
 )
+from orchestrator.errors import ConfigError
+from orchestrator.site.identity import SiteState
+from orchestrator.site.workers import PoolSettings, serve_workers
 from orchestrator.submit.registry import Registry, as_json
+from orchestrator.submit.siteconfig import (
+    HtexSection,
+    SiteStartedProviderSection,
+    load_site_config,
+)
 
 site_app = typer.Typer(no_args_is_help=True, help="Site admins: register facilities.")
 
@@ -152,3 +161,35 @@ def site_check(
     lines += [f"# would run: {command}" for command in check.commands]
     console.print("\n".join([*lines, check.script]), markup=False, highlight=False,
                   soft_wrap=True)
+
+
+@site_app.command("workers")
+@handle_errors
+def site_workers(
+    path: Annotated[Path, typer.Argument(help="the site's config TOML")],
+    once: Annotated[bool, typer.Option(
+        "--once", help="run one pool and exit with its status")] = False,
+    state_dir: StateOpt = None,
+) -> None:
+    """(Site) run Parsl worker pools for a site-started site under this account,
+    connected to the orchestrator's interchange; restart each pool that exits,
+    until SIGTERM."""
+    config = load_site_config(path)
+    provider, ex = config.provider, config.executor
+    if not isinstance(provider, SiteStartedProviderSection) or not isinstance(
+            ex, HtexSection):
+        raise ConfigError("not a site-started site (provider.type = "
+                          "\"site-started\", executor.type = \"htex\")",
+                          source=str(path), field="provider.type")
+    root = (Path(config.site.state_dir) if config.site.state_dir
+            else state_of(state_dir).site_dir(config.site.name))
+    settings = PoolSettings(
+        address=ex.address, port=provider.worker_port,
+        max_workers=ex.max_workers_per_node, cores_per_worker=ex.cores_per_worker,
+        heartbeat_period=ex.heartbeat_period,
+        heartbeat_threshold=ex.heartbeat_threshold)
+    console.print(f"site {config.site.name}: worker pools to {ex.address}:"
+                  f"{provider.worker_port} from {root}", highlight=False)
+    code = serve_workers(SiteState(root), settings, once=once)
+    if code:
+        raise typer.Exit(code)

@@ -35,6 +35,8 @@ from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.identity import NationState
 from orchestrator.net.custodian_client import HttpCustodian
 from orchestrator.net.directory import load_directory
+from orchestrator.net.log_client import HttpLog
+from orchestrator.net.log_directory import load_log_entry
 from orchestrator.officer.identity import OfficerState
 from orchestrator.protocol.custodian import CustodianApi
 from orchestrator.site.identity import SiteState
@@ -105,6 +107,12 @@ class Deployment:
         """Nations the orchestrator reaches as services (its ``nations.toml``)."""
         return load_directory(self.state.orchestrator_dir)
 
+    def remote_log(self) -> HttpLog | None:
+        """The log service the orchestrator's ``log.toml`` names, else ``None``
+        (the in-process log operator)."""
+        entry = load_log_entry(self.state.orchestrator_dir)
+        return None if entry is None else HttpLog(entry.url, ca=entry.ca)
+
     def connect(self, code: str) -> CustodianApi:
         """Nation ``code``'s custodian: its service if the orchestrator's directory
         names one, else in-process."""
@@ -142,6 +150,11 @@ class Deployment:
         from orchestrator.protocol.log import SignedEvent
         from orchestrator.submit.context import ORCHESTRATOR_ACTOR, init_orchestrator
 
+        remote = self.remote_log()
+        if remote is not None:  # a separated deployment: the log is a service
+            return Orchestrator(root=self.state.orchestrator_dir, log=remote,
+                                connect=self.connect,
+                                task_endpoints=self.task_endpoints)
         self.state.ensure()
         if not self.state.orchestrator_key.exists():
             init_orchestrator(self.state.orchestrator_dir)
@@ -163,8 +176,9 @@ class Deployment:
 
     @contextmanager
     def task_endpoints(self) -> Iterator[TaskEndpoints]:
-        """Serve the log, the in-process custodians and the sealed datasets on
-        loopback for as long as this is held; yield what tasks are handed."""
+        """Serve the log (unless the orchestrator uses a log service), the
+        in-process custodians and the sealed datasets on loopback for as long as
+        this is held; yield what tasks are handed."""
         from orchestrator.log.service import create_app as log_app
         from orchestrator.nation.pki import server_context as nation_context
         from orchestrator.nation.service import create_app as custodian_app
@@ -172,13 +186,20 @@ class Deployment:
         from orchestrator.net.tls import server_context
         from orchestrator.submit.objects import ObjectServer
 
-        log_state = LogState(self.state.log_dir)
-        if not log_state.tls.exists():
-            log_state.tls.init()
         remote = self.remote()
+        entry = load_log_entry(self.state.orchestrator_dir)
         with ExitStack() as stack:
-            log = stack.enter_context(ServiceThread(log_app(self.log()), server_context(
-                log_state.tls.server_cert, log_state.tls.server_key, None)))
+            if entry is not None:  # the log service the orchestrator uses
+                log = {"url": entry.url, "ca_pem": entry.ca.read_text()}
+            else:
+                log_state = LogState(self.state.log_dir)
+                if not log_state.tls.exists():
+                    log_state.tls.init()
+                service = stack.enter_context(ServiceThread(
+                    log_app(self.log()), server_context(
+                        log_state.tls.server_cert, log_state.tls.server_key, None)))
+                log = {"url": service.url,
+                       "ca_pem": log_state.tls.ca_cert.read_text()}
             custodians: dict[str, dict[str, str]] = {}
             for code in self.state.nations():
                 if code in remote:
@@ -194,8 +215,7 @@ class Deployment:
             objects = stack.enter_context(
                 ObjectServer(self.state.datasets_dir))
             yield TaskEndpoints(
-                log={"url": log.url, "ca_pem": log_state.tls.ca_cert.read_text()},
-                custodians=custodians, objects=objects.url,
+                log=log, custodians=custodians, objects=objects.url,
                 site_dirs=self.site_dirs())
 
 

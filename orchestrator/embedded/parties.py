@@ -35,7 +35,7 @@ from orchestrator.protocol.parties import Accreditation, NationCard, enrollment
 from orchestrator.site.identity import SiteState, init_site
 from orchestrator.submit import registration
 from orchestrator.submit.registry import NationRecord, SealedObjectRecord, SiteRecord
-from orchestrator.submit.siteconfig import load_site_config
+from orchestrator.submit.siteconfig import SiteStartedProviderSection, load_site_config
 from orchestrator.timeutil import system_clock
 from orchestrator.tlog.events import CustodyEvent
 from orchestrator.tlog.names import witness_key_name
@@ -122,6 +122,18 @@ def init_nation(state: StateDir, code: str, *,
     return record
 
 
+def _hand_over_channel(orchestrator_root: Path, site_root: Path, name: str) -> None:
+    """Give a site-started site a copy of its HTEX channel certificates (what
+    an orchestrator's operator sends a site admin once, out of band)."""
+    from orchestrator.submit.providers import channel_certificates
+
+    certs = channel_certificates(orchestrator_root, name)
+    target = site_root / "parsl" / "certificates"
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for item in sorted(certs.iterdir()):
+        atomic_write_bytes(target / item.name, item.read_bytes(), mode=0o600)
+
+
 def register_site(state: StateDir, path: Path) -> SiteRecord:
     """Initialise the site at its own directory (if new), enroll it, log
     ``site.registered`` in its name, and register its configuration with the
@@ -149,6 +161,8 @@ def register_site(state: StateDir, path: Path) -> SiteRecord:
                   config_digest=config.digest())
     description = site.description()
     record = registration.register_site(orch, path, description)
+    if isinstance(config.provider, SiteStartedProviderSection):
+        _hand_over_channel(orch.root, site.root, name)
     _enroll(deployment, site.root / "enrollment.json")
     deployment.log().append(CustodyEvent.create("site.registered", site.actor, {
         "site": name, "operator_nation": record.operator_nation,

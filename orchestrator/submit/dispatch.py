@@ -21,9 +21,9 @@ from orchestrator.errors import DispatchError, SovereignError
 from orchestrator.labels import Label
 from orchestrator.submit import placement as place
 from orchestrator.submit.context import Orchestrator, TaskEndpoints
-from orchestrator.submit.providers import to_parsl_config
+from orchestrator.submit.providers import channel_certificates, to_parsl_config
 from orchestrator.submit.registry import Registry, SealedObjectRecord
-from orchestrator.submit.siteconfig import SiteConfig
+from orchestrator.submit.siteconfig import SiteConfig, SiteStartedProviderSection
 from orchestrator.submit.workflow import Workflow
 
 __all__ = ["dispatch", "task_spec"]
@@ -80,8 +80,12 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
     by_site = {c.site.name: c for c in placement.values()}
     first, *others = list(by_site.values())
     working = {s: f"{d}/staging" for s, d in endpoints.site_dirs.items()}
+    certs = {name: str(channel_certificates(orch.root, name))
+             for name, c in by_site.items()
+             if isinstance(c.provider, SiteStartedProviderSection)}
     parsl_config = to_parsl_config(first, orch.runinfo_dir / job_id,
-                                   more=tuple(others), working_dirs=working)
+                                   more=tuple(others), working_dirs=working,
+                                   cert_dirs=certs)
     if retry_handler is not None:
         parsl_config.retry_handler = retry_handler(parsl_config.retries)
     dfk = parsl.load(parsl_config)

@@ -7,7 +7,9 @@ name, cf. globus-compute's ``endpoint/config/dispatch.py``):
 
 ==============  ================================================================
 provider        ``local`` LocalProvider, ``slurm`` SlurmProvider,
-                ``pbspro`` PBSProProvider
+                ``pbspro`` PBSProProvider, ``site-started`` LocalProvider
+                with no blocks (the site runs its own pools, under its own
+                account: ``sovereign site workers``)
 launcher        ``simple`` SimpleLauncher, ``single-node`` SingleNodeLauncher,
                 ``srun`` SrunLauncher, ``mpiexec`` MpiExecLauncher
 executor        ``htex`` HighThroughputExecutor, ``mpi`` MPIExecutor,
@@ -42,6 +44,7 @@ from orchestrator.submit.siteconfig import (
     SimpleLauncherSection,
     SingleNodeLauncherSection,
     SiteConfig,
+    SiteStartedProviderSection,
     SlurmProviderSection,
     SrunLauncherSection,
 )
@@ -98,7 +101,8 @@ def pbs_select_options(section: PBSProProviderSection) -> str:
 
 
 def build_provider(
-    section: LocalProviderSection | SlurmProviderSection | PBSProProviderSection,
+    section: LocalProviderSection | SlurmProviderSection | PBSProProviderSection
+    | SiteStartedProviderSection,
     *,
     dry_run: list[str] | None = None,
 ) -> Any:
@@ -114,6 +118,9 @@ def build_provider(
     """
     from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
+    if isinstance(section, SiteStartedProviderSection):  # the site starts pools
+        return LocalProvider(init_blocks=0, min_blocks=0,  # type: ignore[no-untyped-call]
+                             max_blocks=0)
     launcher = build_launcher(section.launcher)
     blocks = {
         "init_blocks": section.init_blocks,
@@ -198,12 +205,16 @@ def build_executor(
     endpoint_executor: EndpointFactory | None = None,
     dry_run: list[str] | None = None,
     working_dir: str | None = None,
+    cert_dir: str | None = None,
 ) -> Any:
     """Return the Parsl executor of ``config``, labelled with the site name.
 
     Inputs staged over HTTP (:class:`parsl.data_provider.http.HTTPInTaskStaging`,
     inside each task, no shared file system) land in ``working_dir``, the site's
-    own staging directory, besides Parsl's default staging providers.
+    own staging directory, besides Parsl's default staging providers. A
+    ``site-started`` site's interchange listens on its ``worker_port`` and
+    accepts the site's pools with the CurveZMQ certificates in ``cert_dir``
+    (:func:`channel_certificates`) instead of fresh per-run ones.
     """
     from parsl.data_provider.data_manager import default_staging
     from parsl.data_provider.http import HTTPInTaskStaging
@@ -232,14 +243,27 @@ def build_executor(
         "working_dir": working_dir,
     }
     if isinstance(ex, HtexSection):
-        return HighThroughputExecutor(
+        prov = config.provider
+        site_started = isinstance(prov, SiteStartedProviderSection)
+        htex: Any = HighThroughputExecutor(
             max_workers_per_node=ex.max_workers_per_node,
             cores_per_worker=ex.cores_per_worker,
             available_accelerators=ex.available_accelerators,
             cpu_affinity=ex.cpu_affinity,
             prefetch_capacity=ex.prefetch_capacity,
+            # this interpreter's interchange, found without PATH
+            interchange_launch_cmd=[sys.executable, "-m",
+                                    "parsl.executors.high_throughput.interchange"],
+            worker_port=(prov.worker_port
+                         if isinstance(prov, SiteStartedProviderSection) else None),
             **common,
         )
+        if site_started:
+            if cert_dir is None:
+                raise ConfigError("a site-started site needs its channel "
+                                  "certificates", field="provider.type")
+            htex.cert_dir = cert_dir  # used by start() instead of fresh ones
+        return htex
     if isinstance(ex, MpiSection):
         return MPIExecutor(
             max_workers_per_block=ex.max_workers_per_block,
@@ -256,6 +280,7 @@ def build_config(
     endpoint_executor: EndpointFactory | None = None,
     more: Sequence[SiteConfig] = (),
     working_dirs: Mapping[str, str] | None = None,
+    cert_dirs: Mapping[str, str] | None = None,
 ) -> Any:
     """Return the ``parsl.config.Config`` of a validated site config.
 
@@ -274,6 +299,8 @@ def build_config(
         site name, in the same ``Config`` (as in Parsl's multi-site examples).
     working_dirs
         Site name -> the directory its workers stage inputs into.
+    cert_dirs
+        Site name -> its HTEX channel certificates (``site-started`` sites).
 
     Returns
     -------
@@ -295,8 +322,10 @@ def build_config(
     retries = int(getattr(config.executor, "retries", DEFAULT_RETRIES))
     sites = [config, *more]
     dirs = working_dirs or {}
+    certs = cert_dirs or {}
     executors = [build_executor(c, endpoint_executor=endpoint_executor,
-                                working_dir=dirs.get(c.site.name)) for c in sites]
+                                working_dir=dirs.get(c.site.name),
+                                cert_dir=certs.get(c.site.name)) for c in sites]
     period = min(c.provider.strategy_period if c.provider else 1.0 for c in sites)
     monitoring = None
     if any(getattr(c.executor, "monitoring", False) for c in sites):
@@ -325,6 +354,7 @@ def to_parsl_config(
     endpoint_executor: EndpointFactory | None = None,
     more: tuple[SiteConfig, ...] = (),
     working_dirs: dict[str, str] | None = None,
+    cert_dirs: dict[str, str] | None = None,
 ) -> Any:
     """Render validated site configs into one ``parsl.config.Config``.
 
@@ -333,5 +363,24 @@ def to_parsl_config(
     """
     return build_config(
         config, run_dir, endpoint_executor=endpoint_executor, more=more,
-        working_dirs=working_dirs,
+        working_dirs=working_dirs, cert_dirs=cert_dirs,
     )
+
+
+def channel_certificates(root: Path, site: str) -> Path:
+    """The CurveZMQ certificate directory of ``site``'s HTEX channel under the
+    orchestrator's ``root`` (``parsl/<site>/certificates``), created on first
+    use with Parsl's own :func:`parsl.curvezmq.create_certificates`.
+
+    Parsl's worker pool loads the server's key pair and the client's from one
+    directory, so the site receives a copy of this one (a per-site channel: it
+    opens no other site's). Returns the directory.
+    """
+    from parsl import curvezmq
+
+    base = root / "parsl" / site
+    certs = base / "certificates"
+    if not (certs / "server.key_secret").exists():
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        curvezmq.create_certificates(base)
+    return certs

@@ -22,6 +22,7 @@ from orchestrator.submit.siteconfig import (
     GlobusComputeSection,
     LocalProviderSection,
     SiteConfig,
+    SiteStartedProviderSection,
 )
 
 
@@ -76,6 +77,15 @@ def check_site(config: SiteConfig) -> SiteCheck:
         )
     assert config.provider is not None
     prov = config.provider
+    if isinstance(prov, SiteStartedProviderSection):
+        body = [
+            "# The site starts its own pools, under its own account:",
+            f"#   sovereign site workers <this file>   (at {config.site.name})",
+            f"interchange worker port = {ex.address}:{prov.worker_port} (CurveZMQ)",
+            "blocks started by the orchestrator = 0",
+        ]
+        return SiteCheck(f"site {config.site.name}: provider site-started, executor "
+                         f"{ex.type}", "\n".join(body) + "\n")
     launcher = prov.launcher.type if prov.launcher else "single-node"
     summary = (
         f"site {config.site.name}: provider {prov.type}, launcher {launcher},"

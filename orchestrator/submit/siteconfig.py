@@ -227,8 +227,24 @@ class PBSProProviderSection(_BatchSection):
         return _check_directives(value, "#PBS")
 
 
+class SiteStartedProviderSection(BaseModel):
+    """Workers the site starts itself, under its own account
+    (``sovereign site workers``): the orchestrator starts no blocks; its HTEX
+    interchange listens on ``worker_port`` at ``executor.address`` and the site's
+    pools connect to it over CurveZMQ with the channel certificates handed over
+    at registration. Only with ``executor.type = "htex"``."""
+
+    model_config = _STRICT
+    type: Literal["site-started"]
+    worker_port: int = Field(ge=1024, le=65535, description="TCP port")
+    strategy_period: float = Field(default=1.0, gt=0, le=60)
+
+
 ProviderSection = Annotated[
-    LocalProviderSection | SlurmProviderSection | PBSProProviderSection,
+    LocalProviderSection
+    | SlurmProviderSection
+    | PBSProProviderSection
+    | SiteStartedProviderSection,
     Field(discriminator="type"),
 ]
 
@@ -308,7 +324,8 @@ class SiteConfig(BaseModel):
         return digest_of(self.model_dump(mode="json"))
 
 
-_TAGS = {"local", "slurm", "pbspro", "simple", "single-node", "srun", "mpiexec"}
+_TAGS = {"local", "slurm", "pbspro", "site-started", "simple", "single-node", "srun",
+         "mpiexec"}
 _TAGS |= {"htex", "mpi", "globus-compute"}
 
 
@@ -347,6 +364,10 @@ def cross_check(config: SiteConfig) -> tuple[str, str] | None:
         return None
     if prov is None:
         return "provider", f"required with executor type {ex.type!r}"
+    if isinstance(prov, SiteStartedProviderSection):
+        if not isinstance(ex, HtexSection):
+            return "provider.type", "'site-started' needs executor type 'htex'"
+        return None
     launcher = prov.launcher.type if prov.launcher else "single-node"
     if launcher not in ALLOWED_LAUNCHERS[prov.type]:
         allowed = ", ".join(ALLOWED_LAUNCHERS[prov.type])

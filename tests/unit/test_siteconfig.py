@@ -67,6 +67,13 @@ def pbs_doc() -> dict[str, Any]:
     return doc
 
 
+def site_started_doc() -> dict[str, Any]:
+    doc = slurm_doc()
+    del doc["capacity"]
+    doc["provider"] = {"type": "site-started", "worker_port": 54390}
+    return doc
+
+
 def gc_doc() -> dict[str, Any]:
     doc = slurm_doc()
     del doc["provider"]
@@ -89,7 +96,7 @@ def test_examples_cover_every_provider_and_globus_compute() -> None:
         (load_site_config(p).provider or load_site_config(p).executor).type
         for p in EXAMPLES
     }
-    assert {"local", "slurm", "pbspro", "globus-compute"} <= kinds
+    assert {"local", "slurm", "pbspro", "site-started", "globus-compute"} <= kinds
 
 
 def test_local_toml_keeps_its_meaning() -> None:
@@ -107,7 +114,7 @@ def test_registered_dump_round_trips() -> None:
     # The registry stores model_dump(mode="json"); the pipeline re-validates it.
     from orchestrator.submit.siteconfig import SiteConfig
 
-    for doc in (slurm_doc(), pbs_doc(), gc_doc()):
+    for doc in (slurm_doc(), pbs_doc(), gc_doc(), site_started_doc()):
         config = parse_site_config(to_toml(doc), source="s.toml")
         again = SiteConfig.model_validate(config.model_dump(mode="json"))
         assert again == config and again.digest() == config.digest()
@@ -207,6 +214,15 @@ CASES = [
     (gc_doc, "provider.type", "local", "provider", "not allowed with a globus"),
     (slurm_doc, "site.accreditation", "ULTRA", "site.accreditation", "ULTRA"),
     (slurm_doc, "executor.address", "a b", "executor.address", "pattern"),
+    (site_started_doc, "provider.worker_port", 80, "provider.worker_port", "1024"),
+    (site_started_doc, "provider.worker_port", 70000, "provider.worker_port",
+     "65535"),
+    (site_started_doc, "provider.worker_port", _DELETE, "provider.worker_port",
+     "required"),
+    (site_started_doc, "provider.launcher", {"type": "srun"}, "provider.launcher",
+     "Extra inputs"),
+    (site_started_doc, "executor.type", "mpi", "provider.type",
+     "needs executor type 'htex'"),
 ]
 
 
