@@ -201,7 +201,7 @@ class Deployment:
                 log = {"url": service.url,
                        "ca_pem": log_state.tls.ca_cert.read_text()}
             custodians: dict[str, dict[str, str]] = {}
-            for code in self.state.nations():
+            for code in sorted(set(remote) | set(self.state.nations())):
                 if code in remote:
                     entry = remote[code]
                     custodians[code] = {"url": entry.url,

@@ -96,10 +96,20 @@ class StateDir:
         return self.orchestrator_dir / "runinfo"
 
     def nations(self) -> list[str]:
-        """Nations initialised here."""
+        """Nations initialised here whose directories this user can read (in a
+        separated deployment on one machine, another party's ``0700`` directory
+        is not one of them)."""
         folder = self.root / "nations"
-        return sorted(p.name for p in folder.iterdir()
-                      if (p / "custodian.key").is_file()) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.iterdir():
+            try:
+                if (path / "custodian.key").is_file():
+                    found.append(path.name)
+            except PermissionError:
+                continue
+        return sorted(found)
 
     def ensure(self) -> StateDir:
         """Create the party directories with mode ``0700``; return ``self``."""

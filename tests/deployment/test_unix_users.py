@@ -20,9 +20,17 @@ loopback, and every probe below runs as the party it speaks for. What is shown:
   through the C2SP tlog-tiles API with that cosignature required, then again
   consistently after it grew.
 
-Not yet here: the sonar job end to end across users (the orchestrator still
-serves the log to its tasks in-process; the site's Parsl workers would run under
-the site's account).
+* the sonar job end to end across users: the orchestrator's user points itself
+  at the log and custodian services (``log register``, ``custodian register``),
+  the site's user runs its own Parsl worker pools (``site workers``, a
+  site-started site), the orchestrator's user submits; every task runs as the
+  site's user, reaches the log and the custodians over HTTPS only, and gives the
+  same per-fold accuracy as the workflow's own code on the same plaintext;
+* the officer, as its own user, verifies the log through the tiles API with both
+  nations' cosignatures required, traces the model to its dataset and verifies
+  its proof bundle in an empty directory with only its ``trust.json``;
+* no plaintext row (a planted canary) is left in any party's directory, /tmp or
+  /dev/shm.
 """
 
 from __future__ import annotations
@@ -70,6 +78,21 @@ print(json.dumps(out))
 '''
 
 
+SONAR = ROOT / "data" / "sonar" / "sonar.csv"
+CANARY = "0.7193728465"  # a value that occurs nowhere in the real data
+
+
+def _canary_data() -> bytes:
+    lines = SONAR.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[7] = CANARY
+    lines[5] = ",".join(cells)
+    return ("\n".join(lines) + "\n").encode()
+
+
+CANARY_DATA = _canary_data()
+
+
 def _need_root() -> None:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.fail("the deployment test runs as root with setpriv (CI does)")
@@ -96,6 +119,10 @@ class Deployed:
     python: Path
     log_url: str
     custodians: dict[str, str]
+    #: the project's code and workflows as every party reads them
+    project: Path
+    #: the site's config (site-started: its own worker pools)
+    site_config: Path
 
     def env(self) -> dict[str, str]:
         return {"HOME": "/nonexistent", "PATH": "/usr/bin:/bin",
@@ -167,18 +194,25 @@ def deployed() -> Iterator[Deployed]:
                    check=True)
     purelib = sysconfig.get_paths()["purelib"]
     lines = []
+    project = ROOT
     if not (_open_to_others(Path(purelib)) and _open_to_others(ROOT)):
         # a 0700 directory above the checkout or its environment: give the
-        # parties a copy (the project and its packages, without PyTorch)
-        app = base / "app"
-        shutil.copytree(ROOT / "orchestrator", app / "orchestrator",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        # parties a copy of the project's code and workflows, and of its
+        # packages (PyTorch included: the site trains), hard-linked where the
+        # file system allows (no disk), copied otherwise
+        project = base / "app"
+        for folder in ("orchestrator", "workflows"):
+            shutil.copytree(ROOT / folder, project / folder,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         purelib_copy = base / "site-packages"
-        shutil.copytree(purelib, purelib_copy, symlinks=True,
-                        ignore=shutil.ignore_patterns(
-                            "__pycache__", "torch", "torch-*", "nvidia*", "triton*",
-                            "__editable__*"))
-        lines.append(f"import sys; sys.path.insert(0, {str(app)!r})")
+        linked = subprocess.run(["cp", "-al", purelib, str(purelib_copy)],
+                                capture_output=True)
+        if linked.returncode != 0:
+            shutil.rmtree(purelib_copy, ignore_errors=True)
+            shutil.copytree(purelib, purelib_copy, symlinks=True)
+        for editable in purelib_copy.glob("__editable__*"):
+            editable.unlink()  # it maps the project to the closed checkout
+        lines.append(f"import sys; sys.path.insert(0, {str(project)!r})")
         purelib = str(purelib_copy)
     lines.append(f"import site; site.addsitedir({purelib!r})")
     (venv / "lib/python3.11/site-packages/sovereign-project.pth").write_text(
@@ -188,7 +222,12 @@ def deployed() -> Iterator[Deployed]:
     # Introductions, once, as the machine's administrator.
     _root_cli(state, "nation", "init", "AUS")
     _root_cli(state, "nation", "init", "USA")
-    _root_cli(state, "site", "register", "site_configs/local.toml")
+    # the main site starts its own Parsl worker pools (as its own user)
+    site_config = base / "local.toml"
+    site_config.write_text(
+        (ROOT / "site_configs/local-site-started.toml").read_text().replace(
+            "worker_port = 54390", f"worker_port = {free_port()}", 1))
+    _root_cli(state, "site", "register", str(site_config))
     other = base / "other.toml"
     other.write_text((ROOT / "site_configs/local.toml").read_text().replace(
         'name = "local"', 'name = "other"', 1))
@@ -197,6 +236,18 @@ def deployed() -> Iterator[Deployed]:
               "--days", "30")
     _root_cli(state, "site", "accredit", "local", "--by", "USA", "--tee", "none",
               "--days", "30")
+    # the AUS steward seals the sonar returns (a canary planted in them, from a
+    # directory only root reads, removed once sealed); AUS and USA sign
+    private = Path(tempfile.mkdtemp(prefix="sov-steward-"))
+    try:
+        (private / "sonar.csv").write_bytes(CANARY_DATA)
+        _root_cli(state, "dataset", "seal", str(private / "sonar.csv"), "--name",
+                  "uci-sonar", "--owner", "AUS", "--classification", "SECRET",
+                  "--rel-to", "AUS,USA", "--export-control", "EAR99")
+    finally:
+        shutil.rmtree(private)
+    _root_cli(state, "agreement", "add", "agreements/aus-usa.toml", "--sign-as",
+              "AUS,USA")
     # Each party's directory to its user, 0700; the public hand-over files apart.
     owners = {"log": state / "log", "AUS": state / "nations/AUS",
               "USA": state / "nations/USA", "site": state / "sites/local",
@@ -209,7 +260,8 @@ def deployed() -> Iterator[Deployed]:
         directory.chmod(0o700)
     for shared in (state, state / "nations", state / "sites", state / "officers"):
         shared.chmod(0o755)
-    deployment = Deployed(base, state, base / "handover", venv / "bin/python", "", {})
+    deployment = Deployed(base, state, base / "handover", venv / "bin/python", "", {},
+                          project, site_config)
     probe = deployment.run("orchestrator", ["-c", "import orchestrator.cli"],
                            ok=False)
     if probe.returncode != 0:
@@ -418,3 +470,197 @@ def test_the_officer_verifies_through_the_tiles_api(deployed: Deployed) -> None:
     # the orchestrator's user cannot use the officer's trust roots
     refused = deployed.cli("orchestrator", *args, ok=False)
     assert refused.returncode == 2 and "permission denied" in refused.stderr
+
+
+# -- the sonar job across users ------------------------------------------------------
+
+@dataclass
+class Job:
+    """The sonar job as the orchestrator's user submitted it."""
+
+    result: dict[str, object]
+    started: float
+    #: pid -> uid of the site's worker service and every process under it, read
+    #: as the job ended
+    pool: dict[int, int]
+    workers_log: Path
+
+
+def _process_tree(root: int) -> dict[int, int]:
+    """pid -> real uid of ``root`` and its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    uids: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry.name)] = int(fields["PPid"])
+        uids[int(entry.name)] = int(fields["Uid"].split()[0])
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return {pid: uids[pid] for pid in tree if pid in uids}
+
+
+@pytest.fixture(scope="module")
+def job(deployed: Deployed) -> Iterator[Job]:
+    d = deployed
+    # the orchestrator's own user points itself at the services (public CA
+    # files only): the log service and both custodians
+    d.cli("orchestrator", "log", "register", "--url", d.log_url, "--ca",
+          str(d.handover / "log-ca.pem"))
+    for nation in ("AUS", "USA"):
+        d.cli("orchestrator", "custodian", "register", nation, "--url",
+              d.custodians[nation], "--ca", str(d.handover / f"{nation}-ca.pem"))
+    # the site's user runs its own Parsl worker pools against the interchange
+    out = d.base / "site-workers.out"
+    workers = subprocess.Popen(
+        d.command("site", ["-m", "orchestrator", "site", "workers",
+                           str(d.site_config)]),
+        cwd=d.base, stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    started = time.time()
+    try:
+        done = d.cli("orchestrator", "submit",
+                     str(d.project / "workflows/sonar_classification.toml"),
+                     "--site", "local", "--json")
+        pool = _process_tree(workers.pid)
+        yield Job(json.loads(done.stdout), started, pool, out)
+    finally:
+        workers.terminate()
+        try:
+            workers.wait(20)
+        except subprocess.TimeoutExpired:
+            workers.kill()
+
+
+def _reference_metrics(tasks: list[str]) -> dict[str, dict[str, float]]:
+    """The workflow's own code on the same plaintext, in this process: what the
+    enclave must reproduce for the same seed."""
+    import importlib.util
+    import tomllib
+
+    import torch
+
+    from orchestrator.tabular import parse_csv
+
+    manifest = tomllib.loads((ROOT / "workflows/sonar_classification.toml").read_text())
+    spec = importlib.util.spec_from_file_location(
+        "sonar_reference", ROOT / "workflows/sonar_classification.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = parse_csv(CANARY_DATA, source="sonar.csv")
+
+    class Ctx:
+        def __init__(self, task: str) -> None:
+            self.task, self.params = task, dict(manifest["training"])
+
+        def dataset(self) -> object:
+            return table
+
+        def progress(self, done: int, total: int) -> None:
+            del done, total
+
+    torch.set_num_threads(int(manifest["resources"]["cpus_per_task"]))
+    return {task: module.run_task(Ctx(task)).metrics for task in tasks}
+
+
+def test_the_sonar_job_runs_across_users_with_the_same_accuracy(job: Job) -> None:
+    tasks = job.result["tasks"]
+    assert isinstance(tasks, dict)
+    assert sorted(tasks) == sorted([f"fold-{i}" for i in range(13)] + ["final"])
+    reference = _reference_metrics(sorted(tasks))
+    for task, metrics in tasks.items():
+        for key in ("test_accuracy", "train_accuracy"):
+            if key in reference[task]:
+                assert metrics[key] == reference[task][key], (task, key)
+    summary = job.result["summary"]
+    assert isinstance(summary, dict)
+    folds = [reference[t]["test_accuracy"] for t in tasks if t.startswith("fold-")]
+    assert summary["mean_test_accuracy"] == pytest.approx(sum(folds) / len(folds))
+    models = job.result["models"]
+    assert isinstance(models, list) and len(models) == 1
+
+
+def _entries(deployed: Deployed, kind: str) -> list[dict[str, object]]:
+    found = httpx.get(deployed.log_url + "/v1/entries", params={"kind": kind},
+                      verify=_ca(deployed.handover / "log-ca.pem"),
+                      trust_env=False).json()
+    return [json.loads(base64.b64decode(e["leaf"]))["event"] for e in found]
+
+
+def test_every_task_ran_as_the_sites_user(deployed: Deployed, job: Job) -> None:
+    site_uid = pwd.getpwnam(USERS["site"]).pw_uid
+    assert len(job.pool) > 2, job.workers_log.read_text()  # service, pool, workers
+    assert set(job.pool.values()) == {site_uid}
+    started = [e for e in _entries(deployed, "task.started")
+               if e["actor"] == "site:local"]
+    pids = {e["body"]["pid"] for e in started}  # type: ignore[index]
+    assert len(started) == 14
+    assert pids <= set(job.pool), (pids, job.pool)
+    # the orchestrator's user holds no worker or interchange of the site's
+    logs = deployed.state / "sites/local/parsl/logs"
+    assert all(p.stat().st_uid == site_uid for p in logs.rglob("*"))
+
+
+def test_the_officer_verifies_traces_and_proves_the_model(deployed: Deployed,
+                                                         job: Job) -> None:
+    d = deployed
+    for nation in ("AUS", "USA"):
+        d.cli("log", "custody", "witness", "--nation", nation, "--url",
+              d.custodians[nation], "--ca", str(d.handover / f"{nation}-ca.pem"))
+    log = ["--log-url", d.log_url, "--log-ca", str(d.handover / "log-ca.pem")]
+    verified = json.loads(d.cli("officer", "custody", "verify", "--as", "AUS",
+                                "--json", "--require-cosigners", "AUS,USA",
+                                *log).stdout)
+    assert verified["verified"] and verified["cosigners"] == ["AUS", "USA"]
+    assert verified["kinds"]["key.released"] == 14
+    assert verified["kinds"]["task.completed"] == 14
+    model_id = job.result["models"][0]  # type: ignore[index]
+    model_id = model_id["id"] if isinstance(model_id, dict) else model_id
+    lineage = json.loads(d.cli("officer", "custody", "trace", model_id, "--json",
+                               *log).stdout)
+    assert [ds["name"] for ds in lineage["datasets"]] == ["uci-sonar"]
+    assert lineage["datasets"][0]["events"][0]["actor"] == "custodian:AUS"
+    # the officer writes the bundle in a folder of its own, then verifies it in
+    # an empty one with nothing but the bundle and its own trust.json
+    work = d.base / "officer-work"
+    work.mkdir(mode=0o700)
+    shutil.chown(work, USERS["officer"], USERS["officer"])
+    bundle = work / "bundle.json"
+    d.cli("officer", "custody", "prove", model_id, "--out", str(bundle), *log)
+    offline = work / "offline"
+    d.run("officer", ["-c", "import os, shutil, sys; os.mkdir(sys.argv[3]); "
+                      "shutil.copy(sys.argv[1], sys.argv[3]); "
+                      "shutil.copy(sys.argv[2], sys.argv[3])", str(bundle),
+                      str(d.state / "officers/AUS/trust.json"), str(offline)])
+    proved = d.cli("officer", "custody", "verify-bundle", str(offline / "bundle.json"),
+                   "--trust", str(offline / "trust.json"), "--require-cosigners",
+                   "AUS,USA")
+    assert "custody bundle verified" in proved.stdout, proved.stdout
+
+
+def test_no_plaintext_row_is_left_anywhere(deployed: Deployed, job: Job) -> None:
+    secrets = [CANARY.encode(), SONAR.read_text().splitlines()[0][:60].encode()]
+    roots = [deployed.base, Path(tempfile.gettempdir()), Path("/dev/shm")]
+    scanned = 0
+    for root in roots:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                path = Path(dirpath) / name
+                try:
+                    if path.is_symlink() or path.stat().st_mtime < job.started - 1:
+                        continue
+                    blob = path.read_bytes()
+                except OSError:
+                    continue  # another process's temp file vanished
+                scanned += 1
+                for secret in secrets:
+                    assert secret not in blob, f"plaintext found in {path}"
+    assert scanned > 20  # the parties' directories and Parsl's run files were read
