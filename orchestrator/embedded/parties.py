@@ -122,16 +122,13 @@ def init_nation(state: StateDir, code: str, *,
     return record
 
 
-def _hand_over_channel(orchestrator_root: Path, site_root: Path, name: str) -> None:
-    """Give a site-started site a copy of its HTEX channel certificates (what
-    an orchestrator's operator sends a site admin once, out of band)."""
-    from orchestrator.submit.providers import channel_certificates
+def _hand_over_channel(orchestrator_root: Path, site: SiteState, name: str) -> None:
+    """Introduce a site-started site's worker pools and the orchestrator's
+    interchange: public keys only, each way (:mod:`orchestrator.net.channel`)."""
+    from orchestrator.submit.channel import install_site_channel, server_public
 
-    certs = channel_certificates(orchestrator_root, name)
-    target = site_root / "parsl" / "certificates"
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for item in sorted(certs.iterdir()):
-        atomic_write_bytes(target / item.name, item.read_bytes(), mode=0o600)
+    install_site_channel(orchestrator_root, name, site.channel_public())
+    site.trust_channel(server_public(orchestrator_root))
 
 
 def register_site(state: StateDir, path: Path) -> SiteRecord:
@@ -162,7 +159,7 @@ def register_site(state: StateDir, path: Path) -> SiteRecord:
     description = site.description()
     record = registration.register_site(orch, path, description)
     if isinstance(config.provider, SiteStartedProviderSection):
-        _hand_over_channel(orch.root, site.root, name)
+        _hand_over_channel(orch.root, site, name)
     _enroll(deployment, site.root / "enrollment.json")
     deployment.log().append(CustodyEvent.create("site.registered", site.actor, {
         "site": name, "operator_nation": record.operator_nation,

@@ -62,6 +62,9 @@ STATEMENT_TYPES: dict[str, frozenset[str]] = {
     # operator it claims);
     "site-description/v1": frozenset({"site", "public_key", "accreditation",
                                       "config_digest", "tee_kinds"}),
+    # a log operator's, orchestrator's, officer's or site's own card, signed by
+    # its own key (:mod:`orchestrator.protocol.cards`);
+    "party-card/v1": frozenset({"party", "actor", "public_key", "csr_pem"}),
     # a nation's accreditation of one site key, signed by its custodian key;
     "site-accreditation/v1": frozenset({"accreditation_id", "site",
                                         "site_public_key", "operator_nation",

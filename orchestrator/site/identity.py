@@ -10,10 +10,14 @@ own directory (mode ``0700``, the site's Unix account)::
     tls/client.key      its TLS key (P-256); tls/client.csr the CSR nations sign
     tls/<NATION>.pem    the client certificate each accrediting nation issued
     accreditations/<NATION>.json   the accreditation each nation signed
+    parsl/certificates/ its CurveZMQ client key pair for its own worker pools
+                        and the orchestrator's server public key
+                        (:mod:`orchestrator.net.channel`)
     objects/checkpoints/<job>/     sealed checkpoints (ciphertext only)
     staging/            sealed datasets staged in for tasks (ciphertext only)
 
-What leaves the site is public: the description, the enrollment and the CSR.
+What leaves the site is public: the description, the enrollment, the CSR and
+its CurveZMQ public key (together: its card, :func:`site_card`).
 """
 
 from __future__ import annotations
@@ -116,6 +120,30 @@ class SiteState:
             atomic_write_bytes(self.client_cert(nation), cert_pem, mode=0o644)
 
     @property
+    def channel_dir(self) -> Path:
+        """The CurveZMQ certificate directory of its worker pools."""
+        return self.root / "parsl" / "certificates"
+
+    def channel_public(self) -> str:
+        """Its CurveZMQ client public key (Z85), made on first use."""
+        from orchestrator.net.channel import new_key_pair
+
+        return new_key_pair(self.channel_dir, "client")
+
+    def trust_channel(self, server_public: str) -> None:
+        """Record the orchestrator's interchange public key (from its card).
+
+        Raises
+        ------
+        ConfigError
+            If it is not a Z85 public key.
+        """
+        from orchestrator.net.channel import write_server_public
+
+        self.channel_public()
+        write_server_public(self.channel_dir, server_public)
+
+    @property
     def checkpoints_root(self) -> Path:
         """Root under which sealed checkpoints live (``objects/checkpoints/``)."""
         return self.root
@@ -159,4 +187,5 @@ def init_site(root: Path, *, name: str, operator_nation: str, accreditation: str
     atomic_write_bytes(site.csr, csr_pem, mode=0o644)
     for folder in ("objects", "staging"):
         (root / folder).mkdir(mode=0o700, exist_ok=True)
+    site.channel_public()
     return site

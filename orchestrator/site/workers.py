@@ -4,10 +4,11 @@ For a ``site-started`` site (``[provider] type = "site-started"``) the
 orchestrator starts no blocks: its HTEX interchange listens on the configured
 port and the site runs Parsl's own ``process_worker_pool`` against it, as a
 batch system would under the site's account. The pool reads only the site's
-directory: the CurveZMQ channel certificates handed over at registration
-(``parsl/certificates/``), its log folder (``parsl/logs/``), and its working
-directory (``parsl/work/``); every task it runs reads the site's key and client
-certificates from the same directory (:mod:`orchestrator.site.runner`).
+directory: its own CurveZMQ key pair and the orchestrator's server public key
+(``parsl/certificates/``, :mod:`orchestrator.net.channel`), its log folder
+(``parsl/logs/``), and its working directory (``parsl/work/``); every task it
+runs reads the site's key and client certificates from the same directory
+(:mod:`orchestrator.site.runner`).
 
 :func:`serve_workers` keeps one pool connected: when a pool exits (its
 orchestrator went away: no heartbeat within the threshold, or the interchange
@@ -65,15 +66,17 @@ def pool_command(site: SiteState, settings: PoolSettings) -> list[str]:
     Raises
     ------
     NotFound
-        If the site is not initialised, or holds no channel certificates (the
-        orchestrator hands them over when it registers a site-started site).
+        If the site is not initialised, or does not hold the orchestrator's
+        server public key yet.
     """
     site.signing_key()  # the site is initialised here (NotFound otherwise)
-    certs = site.root / "parsl" / "certificates"
+    certs = site.channel_dir
     if not (certs / "client.key_secret").is_file():
-        raise NotFound("no HTEX channel certificates at the site (handed over when "
-                       "the orchestrator registers a site-started site)",
+        raise NotFound("no CurveZMQ key pair at the site (sovereign site init)",
                        source=str(certs))
+    if not (certs / "server.key").is_file():
+        raise NotFound("the orchestrator's channel key is not installed at the site "
+                       "(sovereign site trust-orchestrator CARD)", source=str(certs))
     return [
         sys.executable, "-m", "parsl.executors.high_throughput.process_worker_pool",
         "--addresses", settings.address, "--port", str(settings.port),

@@ -20,8 +20,9 @@ from typing import Any
 from orchestrator.errors import DispatchError, SovereignError
 from orchestrator.labels import Label
 from orchestrator.submit import placement as place
+from orchestrator.submit.channel import channel_certificates
 from orchestrator.submit.context import Orchestrator, TaskEndpoints
-from orchestrator.submit.providers import channel_certificates, to_parsl_config
+from orchestrator.submit.providers import to_parsl_config
 from orchestrator.submit.registry import Registry, SealedObjectRecord
 from orchestrator.submit.siteconfig import SiteConfig, SiteStartedProviderSection
 from orchestrator.submit.workflow import Workflow

@@ -214,7 +214,8 @@ def build_executor(
     own staging directory, besides Parsl's default staging providers. A
     ``site-started`` site's interchange listens on its ``worker_port`` and
     accepts the site's pools with the CurveZMQ certificates in ``cert_dir``
-    (:func:`channel_certificates`) instead of fresh per-run ones.
+    (:func:`orchestrator.submit.channel.channel_certificates`) instead of fresh
+    per-run ones.
     """
     from parsl.data_provider.data_manager import default_staging
     from parsl.data_provider.http import HTTPInTaskStaging
@@ -366,21 +367,3 @@ def to_parsl_config(
         working_dirs=working_dirs, cert_dirs=cert_dirs,
     )
 
-
-def channel_certificates(root: Path, site: str) -> Path:
-    """The CurveZMQ certificate directory of ``site``'s HTEX channel under the
-    orchestrator's ``root`` (``parsl/<site>/certificates``), created on first
-    use with Parsl's own :func:`parsl.curvezmq.create_certificates`.
-
-    Parsl's worker pool loads the server's key pair and the client's from one
-    directory, so the site receives a copy of this one (a per-site channel: it
-    opens no other site's). Returns the directory.
-    """
-    from parsl import curvezmq
-
-    base = root / "parsl" / site
-    certs = base / "certificates"
-    if not (certs / "server.key_secret").exists():
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        curvezmq.create_certificates(base)
-    return certs

@@ -231,8 +231,8 @@ class SiteStartedProviderSection(BaseModel):
     """Workers the site starts itself, under its own account
     (``sovereign site workers``): the orchestrator starts no blocks; its HTEX
     interchange listens on ``worker_port`` at ``executor.address`` and the site's
-    pools connect to it over CurveZMQ with the channel certificates handed over
-    at registration. Only with ``executor.type = "htex"``."""
+    pools connect to it over CurveZMQ, each side holding only the other's public
+    key (:mod:`orchestrator.net.channel`). Only with ``executor.type = "htex"``."""
 
     model_config = _STRICT
     type: Literal["site-started"]

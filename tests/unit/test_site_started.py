@@ -18,19 +18,27 @@ from orchestrator.errors import ConfigError, NotFound
 from orchestrator.net.log_directory import load_log_entry, register_log, unregister_log
 from orchestrator.site.identity import init_site
 from orchestrator.site.workers import PoolSettings, pool_command
-from orchestrator.submit.providers import (
-    build_executor,
+from orchestrator.submit.channel import (
     channel_certificates,
-    to_parsl_config,
+    install_site_channel,
+    server_public,
 )
+from orchestrator.submit.providers import build_executor, to_parsl_config
 from orchestrator.submit.siteconfig import load_site_config
 
 SITE_STARTED = ROOT / "site_configs" / "local-site-started.toml"
 
 
+def _channel(tmp_path: Path, site: str = "local") -> Path:
+    from orchestrator.net.channel import new_key_pair
+
+    return install_site_channel(tmp_path, site, new_key_pair(tmp_path / site, "client"))
+
+
 def test_the_interchange_listens_on_the_sites_port_and_starts_no_blocks(
         tmp_path: Path) -> None:
     config = load_site_config(SITE_STARTED)
+    _channel(tmp_path)
     certs = channel_certificates(tmp_path, "local")
     htex = build_executor(config, cert_dir=str(certs))
     assert htex.worker_port == 54390
@@ -45,17 +53,40 @@ def test_a_site_started_site_needs_its_channel(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         build_executor(load_site_config(SITE_STARTED))
     assert err.value.field == "provider.type"
+    with pytest.raises(NotFound, match="register the site from its card"):
+        channel_certificates(tmp_path, "local")
 
 
-def test_the_channel_is_made_once_per_site_and_private(tmp_path: Path) -> None:
-    first = channel_certificates(tmp_path, "local")
-    secret = (first / "server.key_secret").read_bytes()
-    again = channel_certificates(tmp_path, "local")
-    assert again == first and (again / "server.key_secret").read_bytes() == secret
-    other = channel_certificates(tmp_path, "other")
-    assert (other / "client.key_secret").read_bytes() != (
-        first / "client.key_secret").read_bytes()
+def test_only_public_keys_cross_and_each_site_has_its_own_interchange_keys(
+        tmp_path: Path) -> None:
+    import zmq.auth
+
+    root = tmp_path / "orch"
+    site_pub = {}
+    for site in ("local", "other"):
+        from orchestrator.net.channel import new_key_pair
+
+        site_pub[site] = new_key_pair(tmp_path / site, "client")
+        install_site_channel(root, site, site_pub[site])
+    first = channel_certificates(root, "local")
     assert first.stat().st_mode & 0o777 == 0o700  # Parsl refuses anything else
+    accepted = {k.decode() for k in zmq.auth.load_certificates(str(first))}
+    assert site_pub["local"] in accepted and site_pub["other"] not in accepted
+    assert channel_certificates(root, "local") == first  # stable
+    # the site's copy of the server certificate: the real public key and a
+    # placeholder secret of its own (Parsl's loader demands one)
+    from orchestrator.site.identity import SiteState
+
+    site_dir = tmp_path / "local"
+    site = SiteState(site_dir.parent / "site-local")
+    site.trust_channel(server_public(root))
+    public, secret = zmq.auth.load_certificate(
+        str(site.channel_dir / "server.key_secret"))
+    real_public, real_secret = zmq.auth.load_certificate(
+        str(first / "server.key_secret"))
+    assert public == real_public and secret not in (None, real_secret)
+    with pytest.raises(ConfigError, match="Z85"):
+        install_site_channel(root, "bad", "not a key")
 
 
 def test_the_pool_command_reads_only_the_sites_directory(tmp_path: Path) -> None:
@@ -63,10 +94,12 @@ def test_the_pool_command_reads_only_the_sites_directory(tmp_path: Path) -> None
                      accreditation="SECRET", config_digest="sha256:" + "0" * 64)
     with pytest.raises(NotFound) as err:
         pool_command(site, PoolSettings("127.0.0.1", 54390))
-    assert "channel certificates" in err.value.message
-    certs = site.root / "parsl" / "certificates"
-    certs.mkdir(parents=True, mode=0o700)
-    (certs / "client.key_secret").write_text("x")
+    assert "orchestrator's channel key" in err.value.message
+    certs = site.channel_dir
+    assert (certs / "client.key_secret").is_file()  # made at init, at the site
+    from orchestrator.net.channel import new_key_pair
+
+    site.trust_channel(new_key_pair(tmp_path / "orch", "server"))
     cmd = pool_command(site, PoolSettings("127.0.0.1", 54390, max_workers=2))
     assert cmd[1:3] == ["-m", "parsl.executors.high_throughput.process_worker_pool"]
     assert cmd[cmd.index("--cert_dir") + 1] == str(certs)
