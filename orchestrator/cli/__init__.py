@@ -4,7 +4,9 @@
 stewards), ``agreement`` (officers: add, sign, terminate), ``submit`` and ``jobs``
 (researchers; ``jobs resume``), ``model`` (owners: open, consent, transfer;
 recipients: receive), ``approvals``, ``notifications``, ``console`` and ``custody``
-(officers), ``custodian`` and ``key`` (nation custodians).
+(officers), ``custodian`` and ``key`` (nation custodians), ``log`` (the log
+operator), ``officer`` and ``orchestrator`` (their own keys and cards, for a
+deployment whose parties are apart: :mod:`orchestrator.cli.handover`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from orchestrator.cli import (
     console,
     custodian,
     custody,
+    handover,
     jobs,
     keys,
     log,
@@ -47,6 +50,8 @@ app.add_typer(jobs.app, name="jobs")  # also adds `site eligible`
 app.add_typer(oversight.approvals_app, name="approvals")
 app.add_typer(oversight.notifications_app, name="notifications")
 app.add_typer(console.app, name="console")
+app.add_typer(handover.officer_app, name="officer")
+app.add_typer(handover.orchestrator_app, name="orchestrator")
 app.command("submit")(run.submit_command)
 jobs.app.command("resume")(run.resume_command)
 

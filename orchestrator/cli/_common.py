@@ -36,12 +36,42 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 LogUrlOpt = Annotated[str | None, typer.Option(
     "--log-url", help="custody log service URL (default: the embedded log)")]
 LogCaOpt = Annotated[Path | None, typer.Option(
-    "--log-ca", help="the log service's CA certificate (PEM), with --log-url")]
+    "--log-ca", help="the log service's CA certificate (PEM) or the log's card, "
+    "with --log-url")]
+
+
+def ca_of(path: Path) -> bytes:
+    """The CA certificate (PEM) in ``path``: a PEM file, or a card (the log's or
+    a nation's, verified first) that carries one.
+
+    Raises
+    ------
+    NotFound
+        If there is no such file.
+    ConfigError, IntegrityError
+        If it is neither, or the card does not verify (file named).
+    """
+    from orchestrator.errors import NotFound
+    from orchestrator.protocol.cards import read_card, read_nation_card
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound("no such file", source=str(path)) from exc
+    if data.lstrip().startswith(b"{"):
+        doc = json.loads(data) if data.strip() else {}
+        statement = doc.get("statement") if isinstance(doc, dict) else None
+        if isinstance(statement, dict) and statement.get("type") == "nation-card/v1":
+            return read_nation_card(path)[0].ca_pem.encode("ascii")
+        return str(read_card(path, expect="log").extra["ca_pem"]).encode("ascii")
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ConfigError("neither a PEM certificate nor a card", source=str(path))
+    return data
 
 
 def remote_log(log_url: str | None, log_ca: Path | None) -> HttpLog | None:
-    """The log service ``--log-url`` names (its CA pinned), else ``None`` (the
-    embedded log).
+    """The log service ``--log-url`` names (its CA pinned: :func:`ca_of`), else
+    ``None`` (the embedded log).
 
     Raises
     ------
@@ -50,7 +80,7 @@ def remote_log(log_url: str | None, log_ca: Path | None) -> HttpLog | None:
     """
     if (log_url is None) != (log_ca is None):
         raise ConfigError("--log-url and --log-ca go together", field="--log-url")
-    return HttpLog(log_url, ca=log_ca) if log_url and log_ca else None
+    return HttpLog(log_url, ca=ca_of(log_ca)) if log_url and log_ca else None
 
 
 def state_of(option: Path | None) -> StateDir:

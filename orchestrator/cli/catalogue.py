@@ -12,10 +12,13 @@ from rich.table import Table
 
 from orchestrator.cli._common import (
     JsonOpt,
+    LogCaOpt,
+    LogUrlOpt,
     StateOpt,
     console,
     emit_json,
     handle_errors,
+    remote_log,
     state_of,
 )
 from orchestrator.embedded import (
@@ -24,6 +27,7 @@ from orchestrator.embedded import (
 )
 from orchestrator.errors import ConfigError
 from orchestrator.labels import Label
+from orchestrator.net.log_client import HttpLog
 from orchestrator.submit.registry import Registry, SealedObjectRecord, as_json
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Data stewards: seal datasets.")
@@ -92,6 +96,11 @@ def dataset_seal(
         typer.Option(help="export-control tag, e.g. EAR99, EAR:6A991, ITAR:USML-XI"),
     ] = None,
     caveat: Annotated[list[str] | None, typer.Option(help="end-use caveat")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="(nation, parties apart) seal at this nation's own custodian "
+        "into this folder, with --log-url/--log-ca, for 'dataset register'")] = None,
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Seal a CSV dataset under a fresh DEK wrapped by its owners' KEKs."""
@@ -100,6 +109,13 @@ def dataset_seal(
     )
     if not path.is_file():
         raise ConfigError("no such file", source=str(path))
+    if out is not None:
+        _seal_alone(path, out, remote_log(log_url, log_ca), state_dir, name=name
+                    or path.stem, owners=owner.split(","),
+                    classification=classification, releasable_to=rel_to.split(","),
+                    label_column=column, has_header=header,
+                    export_controls=export_control or (), caveats=caveat or ())
+        return
     size = path.stat().st_size
     with Progress(
         "[progress.description]{task.description}",
@@ -129,6 +145,36 @@ def dataset_seal(
         f"{record.manifest['features']} features, wrapped for "
         f"{', '.join(sorted(record.wrapped_keys))}"
     )
+
+
+def _seal_alone(path: Path, out: Path, log: HttpLog | None, state_dir: Path | None,
+                **options: Any) -> None:
+    from orchestrator.embedded.standalone import seal_dataset_alone
+    from orchestrator.labels import parse_nations
+
+    if log is None:
+        raise ConfigError("--out needs --log-url/--log-ca", field="--out")
+    sealer = sorted(parse_nations(options["owners"]))[0]
+    descriptor = seal_dataset_alone(state_of(state_dir), sealer, path, out, log=log,
+                                    **options)
+    console.print(f"sealed [bold]{descriptor.name}[/] as {descriptor.id} at "
+                  f"{sealer}: {out}/{descriptor.id}.sealed and .descriptor.json "
+                  "(for the orchestrator: sovereign dataset register)")
+
+
+@dataset_app.command("register")
+@handle_errors
+def dataset_register(
+    descriptor: Annotated[Path, typer.Argument(help="<id>.descriptor.json")],
+    sealed: Annotated[Path, typer.Argument(help="<id>.sealed")],
+    state_dir: StateOpt = None,
+) -> None:
+    """(Orchestrator) take in a dataset a nation sealed at its own custodian."""
+    from orchestrator.embedded.handover import orchestrator_register_dataset
+
+    record = orchestrator_register_dataset(state_of(state_dir), descriptor, sealed)
+    console.print(f"registered [bold]{record.name}[/] as {record.id} "
+                  f"[{_marking(record.label)}]")
 
 
 @dataset_app.command("list")

@@ -21,6 +21,7 @@ from orchestrator.cli._common import (
     LogCaOpt,
     LogUrlOpt,
     StateOpt,
+    ca_of,
     console,
     deployment_of,
     emit_json,
@@ -29,7 +30,7 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.crypto import atomic_write_bytes
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, NotFound
 from orchestrator.labels import parse_nation
 from orchestrator.net.custodian_client import NationEntry
 from orchestrator.net.directory import (
@@ -95,8 +96,14 @@ def serve_command(
     deployment = deployment_of(state_dir)
     code = parse_nation(nation, field="--nation")
     state = deployment.nation(code).require()
-    log = remote_log(log_url, log_ca) or deployment.log()
-    custodian = LocalCustodian(state, log)
+    remote = remote_log(log_url, log_ca)
+    custodian = LocalCustodian(state, remote or deployment.log())
+    if remote is not None and not custodian.ctx.journal.find("nation.initialized"):
+        from orchestrator.nation.identity import nation_initialized_body
+
+        # a nation initialised alone logs its keys on first serving (enrolled by
+        # the log operator from its card by then)
+        custodian.ctx.record("nation.initialized", nation_initialized_body(state))
     console.print(f"custodian {code} serving on https://{host}:{port} (mTLS)",
                   highlight=False)
     serve(create_app(custodian), host=host, port=port, context=server_context(state),
@@ -108,7 +115,8 @@ def serve_command(
 def register(
     code: NationArg,
     url: Annotated[str, typer.Option("--url", help="https://HOST:PORT")],
-    ca: Annotated[Path, typer.Option("--ca", help="The nation's CA (PEM).")],
+    ca: Annotated[Path, typer.Option(
+        "--ca", help="The nation's CA (PEM) or the nation's card.")],
     cert: Annotated[
         Path | None,
         typer.Option(
@@ -116,18 +124,54 @@ def register(
         ),
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Client key.")] = None,
+    officer: Annotated[str | None, typer.Option(
+        "--officer", help="register it for this nation's officer (its own "
+        "directory and certificates) instead of the orchestrator")] = None,
     state_dir: StateOpt = None,
 ) -> None:
-    """Reach the nation's custodian service at URL (CA pinned) from now on."""
+    """Reach the nation's custodian service at URL (CA pinned) from now on.
+
+    The CA, and a ``--cert`` given without ``--key`` (a certificate the nation
+    issued from this party's card), are copied into the party's own directory;
+    the party's own TLS key goes with it."""
     deployment = deployment_of(state_dir)
     nation = parse_nation(code, field="CODE")
-    orch = deployment.orchestrator()
-    if cert is None and key is None and orch.client_cert(nation).is_file():
-        cert, key = orch.client_cert(nation), orch.tls_key
-    entry = register_nation(orch.root, NationEntry(nation=nation, url=url, ca=ca,
-                                                   cert=cert, key=key))
+    if officer is not None:
+        holder = deployment.officer(parse_nation(officer, field="--officer"))
+        holder.key()  # initialised here (NotFound otherwise)
+        root, own_cert, own_key = holder.root, holder.client_cert(nation), \
+            holder.tls_key
+    else:
+        orch = deployment.orchestrator()
+        root, own_cert, own_key = orch.root, orch.client_cert(nation), orch.tls_key
+    if cert is not None and key is None:  # the party's own certificate: keep it
+        _copy_pem(cert, own_cert)
+        cert = own_cert
+    if cert is None and key is None and own_cert.is_file():
+        cert = own_cert
+    if cert == own_cert:
+        key = own_key
+    pinned = root / "custodians" / f"{nation}-ca.pem"
+    pinned.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write_bytes(pinned, ca_of(ca), mode=0o644)
+    entry = register_nation(root, NationEntry(nation=nation, url=url, ca=pinned,
+                                              cert=cert, key=key))
     console.print(f"{nation} custodian registered at {entry.url} (CA {entry.ca})",
                   highlight=False)
+
+
+def _copy_pem(source: Path, target: Path) -> None:
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound("no such file", source=str(source)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=str(source)) from exc
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ConfigError("not a PEM certificate", source=str(source))
+    if source.resolve() != target.resolve():
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write_bytes(target, data, mode=0o644)
 
 
 @app.command("unregister")

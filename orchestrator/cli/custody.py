@@ -16,6 +16,7 @@ from orchestrator.cli._common import (
     LogCaOpt,
     LogUrlOpt,
     StateOpt,
+    ca_of,
     console,
     emit_json,
     err_console,
@@ -107,14 +108,15 @@ def witness_cmd(
         "--url", help="the custodian's service (default: as the embedded "
         "default reaches it)")] = None,
     ca: Annotated[Path | None, typer.Option(
-        "--ca", help="the custodian service's CA (PEM), with --url")] = None,
+        "--ca", help="the custodian service's CA (PEM) or the nation's card, "
+        "with --url")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """The log operator asks NATION's custodian to cosign its latest checkpoint
     (C2SP tlog-witness); the custodian keeps its own witness state."""
     try:
         note = witness(state_of(state_dir), parse_nation(nation, field="--nation"),
-                       url=url, ca=ca)
+                       url=url, ca=None if ca is None else ca_of(ca))
     except WitnessRefusal as exc:
         raise ConfigError(f"witness {nation} refused the checkpoint (HTTP "
                           f"{exc.status}): {exc.message}") from None

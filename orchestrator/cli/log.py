@@ -19,6 +19,7 @@ import typer
 from orchestrator.cli._common import (
     JsonOpt,
     StateOpt,
+    ca_of,
     console,
     emit_json,
     handle_errors,
@@ -49,15 +50,24 @@ def init(
         "--host", help="Server certificate host/IP (repeatable).")] = None,
     storage: Annotated[str | None, typer.Option(
         "--storage", help="postgresql://... URL (default: SQLite in the dir).")] = None,
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="write the log's card here (public: for officers, nations "
+        "and the orchestrator)")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Create the log key, its storage and the service's CA and certificate."""
+    from orchestrator.embedded.standalone import log_card
+    from orchestrator.protocol.cards import write_card
+
     state = log_state(state_dir, storage)
     operator = LogOperator(state)
     if not state.tls.exists():
         state.tls.init(tuple(host) if host else DEFAULT_SERVER_HOSTS)
     console.print(f"custody log {operator.origin} in {state.root}; pin "
                   f"{operator.vkey} and CA {state.tls.ca_cert}", highlight=False)
+    if card is not None:
+        write_card(card, log_card(state_of(state_dir)).to_json())
+        console.print(f"card {card}", highlight=False)
 
 
 @app.command("serve")
@@ -92,7 +102,10 @@ def enroll(
     files: Annotated[list[Path], typer.Argument(help="Enrollment JSON file(s).")],
     state_dir: StateOpt = None,
 ) -> None:
-    """Enroll actors (each file: a self-signed actor.enrolled event)."""
+    """Enroll actors (each file: a party's or nation's card, or a self-signed
+    actor.enrolled event)."""
+    from orchestrator.embedded.handover import log_enroll
+
     operator = LogOperator(log_state(state_dir))
     for path in files:
         try:
@@ -100,7 +113,10 @@ def enroll(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"unreadable or not JSON: {exc}",
                               source=str(path)) from exc
-        entry = operator.enroll(SignedEvent.from_json(doc))
+        if isinstance(doc, dict) and "statement" in doc:  # a card
+            entry = log_enroll(state_of(state_dir), path)
+        else:
+            entry = operator.enroll(SignedEvent.from_json(doc))
         console.print(f"enrolled {entry.event.actor} (key {entry.signer}) as entry "
                       f"{entry.seq}", highlight=False)
 
@@ -128,12 +144,23 @@ def actors(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:
 @handle_errors
 def register(
     url: Annotated[str, typer.Option("--url", help="https://HOST:PORT")],
-    ca: Annotated[Path, typer.Option("--ca", help="The log service's CA (PEM).")],
+    ca: Annotated[Path, typer.Option(
+        "--ca", help="The log service's CA (PEM) or the log's card.")],
     state_dir: StateOpt = None,
 ) -> None:
     """(Orchestrator) write and read the custody log through the service at URL
-    from now on, never its storage (``log.toml`` in the orchestrator's dir)."""
-    entry = register_log(state_of(state_dir).orchestrator_dir, url, ca)
+    from now on, never its storage (``log.toml`` in the orchestrator's dir; the
+    CA is kept there as ``log-ca.pem``)."""
+    from orchestrator.crypto import atomic_write_bytes
+
+    root = state_of(state_dir).orchestrator_dir
+    pem = ca_of(ca)
+    if not root.is_dir():
+        raise ConfigError("no orchestrator here (sovereign orchestrator init)",
+                          source=str(root))
+    pinned = root / "log-ca.pem"
+    atomic_write_bytes(pinned, pem, mode=0o644)
+    entry = register_log(root, url, pinned)
     console.print(f"custody log service registered at {entry.url} (CA {entry.ca})",
                   highlight=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,10 +45,20 @@ def init(
     pin_file: Annotated[
         str | None, typer.Option("--pin-file", help="0600 file holding the PIN.")
     ] = None,
+    officer_card: Annotated[Path | None, typer.Option(
+        "--officer-card", help="(alone) the nation's officer's card, with --card")
+    ] = None,
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="(alone) write the nation's card here, with --officer-card")
+    ] = None,
 ) -> None:
     """Create a nation's KEK, custodian keys and CA, and its officer's key, each
     in its own directory; introduce them to the log, the orchestrator and the
-    other nations."""
+    other nations (the embedded default).
+
+    With ``--officer-card`` and ``--card``: initialise this nation alone on its
+    own machine, pinning its officer from its card, and write the nation's card
+    (for the log operator, the orchestrator, peers and officers)."""
     state = state_of(state_dir)
     nation = parse_nation(code, field="CODE")
     if keystore not in ("file", "pkcs11"):
@@ -61,6 +72,17 @@ def init(
             pin_env=pin_env,
             pin_file=pin_file,
         )
+    if (officer_card is None) != (card is None):
+        raise ConfigError("--officer-card and --card go together",
+                          field="--officer-card")
+    if officer_card is not None and card is not None:
+        from orchestrator.embedded.standalone import init_nation_alone
+
+        made = init_nation_alone(state, nation, officer_card, card, pkcs11=hsm)
+        console.print(f"nation [bold]{made.code}[/] initialised alone: KEK "
+                      f"{made.kek_id}, custodian key {made.custodian_key_id}; card "
+                      f"{card}")
+        return
     record = init_nation(state, nation, pkcs11=hsm)
     console.print(
         f"nation [bold]{record.code}[/] initialised: KEK {record.kek_id}, "

@@ -11,10 +11,13 @@ from rich.table import Table
 
 from orchestrator.cli._common import (
     JsonOpt,
+    LogCaOpt,
+    LogUrlOpt,
     StateOpt,
     console,
     emit_json,
     handle_errors,
+    remote_log,
     state_of,
 )
 from orchestrator.embedded import (
@@ -40,12 +43,20 @@ site_app = typer.Typer(no_args_is_help=True, help="Site admins: register facilit
 @handle_errors
 def site_register(
     path: Annotated[Path, typer.Argument(help="site config TOML")],
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="(orchestrator, parties apart) the site's card: register "
+        "the site it describes, never touching its directory")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Register a facility from its site config: the site makes its own signing
     identity in its directory, the orchestrator registers its configuration.
     Nations accredit it separately (``site accredit``)."""
-    record = register_site(state_of(state_dir), path)
+    if card is not None:
+        from orchestrator.embedded.handover import orchestrator_register_site
+
+        record = orchestrator_register_site(state_of(state_dir), path, card)
+    else:
+        record = register_site(state_of(state_dir), path)
     console.print(
         f"site [bold]{record.name}[/] registered: operated by "
         f"{record.operator_nation}, claims {record.accreditation}, "
@@ -66,21 +77,45 @@ def site_accredit(
                                       help="validity in days")] = 365,
     operator: Annotated[str | None, typer.Option(
         "--operator", help="operator nation (default: the site's claim)")] = None,
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="(nation, parties apart) the site's card, with --out and "
+        "--log-url/--log-ca")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="(with --card) the file to send the site")] = None,
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
     state_dir: StateOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """A nation accredits a site's key: its custodian signs the accreditation and
-    issues the site a client certificate; only then does it release keys there."""
+    issues the site a client certificate; only then does it release keys there.
+
+    With ``--card``: at the nation's own machine, from the site's card, logging
+    through the log service; the accreditation, the certificate and the nation's
+    card go to ``--out`` for the site (``sovereign site install``)."""
     from datetime import timedelta
 
     from orchestrator.labels import parse_nation
 
-    accreditation = accredit_site(
-        state_of(state_dir), name, parse_nation(nation, field="--by"),
-        ceiling=ceiling, tee_kinds=[t.strip() for t in tee.split(",") if t.strip()],
-        expires_in=timedelta(days=days),
-        operator_nation=None if operator is None else parse_nation(
-            operator, field="--operator"))
+    code = parse_nation(nation, field="--by")
+    kinds = [t.strip() for t in tee.split(",") if t.strip()]
+    operator_nation = None if operator is None else parse_nation(
+        operator, field="--operator")
+    if card is not None:
+        from orchestrator.embedded.handover import nation_accredit
+
+        log = remote_log(log_url, log_ca)
+        if out is None or log is None:
+            raise ConfigError("--card needs --out and --log-url/--log-ca",
+                              field="--card")
+        accreditation = nation_accredit(
+            state_of(state_dir), code, card, out, log=log, site=name,
+            ceiling=ceiling, tee_kinds=tuple(kinds), expires_in=timedelta(days=days),
+            operator_nation=operator_nation)
+    else:
+        accreditation = accredit_site(
+            state_of(state_dir), name, code, ceiling=ceiling, tee_kinds=kinds,
+            expires_in=timedelta(days=days), operator_nation=operator_nation)
     if json_out:
         emit_json(accreditation.to_json())
         return

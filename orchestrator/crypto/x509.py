@@ -30,6 +30,7 @@ __all__ = [
     "CertificateInfo",
     "IssuedCertificate",
     "certificate_info",
+    "check_certifies_key",
     "check_issued_by",
     "issue_certificate",
     "issue_from_csr",
@@ -391,3 +392,20 @@ def check_issued_by(cert_pem: bytes, ca_pem: bytes) -> None:
             f"certificate {cert.subject.rfc4514_string()} was not issued by "
             f"{ca.subject.rfc4514_string()}"
         ) from exc
+
+
+def check_certifies_key(cert_pem: bytes, key_pem: bytes) -> None:
+    """Check that ``cert_pem`` certifies the public half of ``key_pem``.
+
+    Raises
+    ------
+    ConfigError
+        If either input is malformed.
+    IntegrityError
+        If the certificate is for another key.
+    """
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    cert = _load_cert(cert_pem, "certificate").public_key().public_bytes(der, spki)
+    if cert != _load_key(key_pem).public_key().public_bytes(der, spki):
+        raise IntegrityError("the certificate is for another key")

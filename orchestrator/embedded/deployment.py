@@ -123,8 +123,13 @@ class Deployment:
 
     def connector(self, tls: Path) -> Callable[[str], CustodianApi]:
         """Nation -> its custodian as the party whose TLS client material is in
-        ``tls`` (``client.key``, ``<NATION>.pem``) reaches it: the service the
-        orchestrator's directory names, else in-process."""
+        ``tls`` (``client.key``, ``<NATION>.pem``) reaches it: the service that
+        party's own directory of custodians names (``tls/../nations.toml``, on
+        a machine of its own), else the orchestrator's, else in-process."""
+        own = load_directory(tls.parent)
+        if own:
+            return lambda code: HttpCustodian.from_entry(own[code]) if code in own \
+                else self._missing(code, tls.parent)
         remote = self.remote()
 
         def connect(code: str) -> CustodianApi:
@@ -135,6 +140,12 @@ class Deployment:
                                  cert=tls / f"{code}.pem", key=tls / "client.key")
 
         return connect
+
+    @staticmethod
+    def _missing(code: str, directory: Path) -> CustodianApi:
+        raise NotFound(f"no custodian service of {code} is registered (sovereign "
+                       f"custodian register {code} ...)",
+                       source=str(directory / "nations.toml"))
 
     def officer_connect(self, nation: str) -> Callable[[str], CustodianApi]:
         """How ``nation``'s officer reaches custodians (its certificates)."""
@@ -166,12 +177,25 @@ class Deployment:
 
     # -- services for tasks ------------------------------------------------------
     def site_dirs(self) -> dict[str, str]:
-        """Site -> its directory as its workers see it (the config's
-        ``site.state_dir``, else the embedded one)."""
+        """Site -> its directory as its workers see it: the config's
+        ``site.state_dir``, else the embedded one; ``""`` for a site-started
+        site whose directory is not here (its own workers know it)."""
+        from orchestrator.submit.siteconfig import SiteStartedProviderSection
+
         out = {}
         for site in Registry(self.state.registry_db).sites():
-            given = SiteConfig.model_validate(site.config).site.state_dir
-            out[site.name] = given or str(self.state.site_dir(site.name))
+            config = SiteConfig.model_validate(site.config)
+            embedded = self.state.site_dir(site.name)
+            if config.site.state_dir:
+                out[site.name] = config.site.state_dir
+            elif isinstance(config.provider, SiteStartedProviderSection):
+                try:
+                    here = (embedded / "site.key").exists()
+                except PermissionError:
+                    here = False
+                out[site.name] = str(embedded) if here else ""
+            else:
+                out[site.name] = str(embedded)
         return out
 
     @contextmanager

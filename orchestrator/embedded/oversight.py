@@ -198,7 +198,7 @@ def publish_checkpoint(state: StateDir) -> bytes:
 
 
 def witness(state: StateDir, nation: str, *, url: str | None = None,
-            ca: Path | None = None) -> bytes:
+            ca: Path | bytes | None = None) -> bytes:
     """The log operator asks ``nation``'s custodian to cosign its latest
     checkpoint (C2SP tlog-witness); return the cosigned note.
 

@@ -308,9 +308,12 @@ def terminate_agreement(state: StateDir, agreement_id: str, nation: str, *,
 
 def _standing(deployment: Deployment, nation: str, agreement_id: str,
               version: int | None) -> Standing:
-    found = [s for s in deployment.custodian(nation).ctx.standings()
-             if s.agreement.id == agreement_id
-             and (version is None or s.agreement.version == version)]
+    """The version's standing as ``nation``'s custodian holds it, asked the way
+    its officer reaches it."""
+    found = [Standing.from_json(s)
+             for s in deployment.officer_connect(nation)(nation).standings()
+             if s["agreement_id"] == agreement_id
+             and (version is None or s["version"] == version)]
     if not found:
         raise NotFound(f"agreement {agreement_id!r} is not held by {nation}")
     return found[-1]

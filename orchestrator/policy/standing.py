@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.errors import IntegrityError
+from orchestrator.errors import ConfigError, IntegrityError
 from orchestrator.protocol.agreements import Agreement
 from orchestrator.protocol.statements import (
     SignedStatement,
@@ -78,6 +78,26 @@ class Standing:
     missing: tuple[str, ...]
     detail: str
     problems: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Standing:
+        """Read a custodian's answer (:meth:`to_json` plus ``document``, the
+        agreement; what ``GET /v1/agreements`` returns).
+
+        Raises
+        ------
+        ConfigError
+            If the document or a field is malformed.
+        """
+        try:
+            return cls(agreement=Agreement.from_json(doc["document"]),
+                       status=AgreementStatus(doc["status"]),
+                       signed_by=tuple(doc["signed_by"]),
+                       missing=tuple(doc["missing"]), detail=str(doc["detail"]),
+                       problems=tuple(doc.get("problems", ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"malformed agreement standing: {exc}",
+                              field="standing") from exc
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary (CLI ``--json``, reports)."""

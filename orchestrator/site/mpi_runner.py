@@ -202,7 +202,7 @@ def mpi_enclave_task(
 
     Needs ``$PARSL_MPI_PREFIX`` (set by ``MPIExecutor`` workers).
     """
-    from orchestrator.site.runner import staged_spec
+    from orchestrator.site.runner import site_root, staged_spec
 
     spec = staged_spec(spec, inputs)
     prefix = os.environ.get("PARSL_MPI_PREFIX")
@@ -215,7 +215,7 @@ def mpi_enclave_task(
     ranks = int(res.get("num_ranks") or int(res.get("num_nodes", 1)) * int(
         res.get("ranks_per_node", 1)))
     workdir = (
-        Path(spec["site_dir"]) / "runs" / spec["job_id"] / "mpi"
+        site_root(spec.get("site_dir")) / "runs" / spec["job_id"] / "mpi"
         / f"{spec['task']}-{uuid.uuid4().hex[:8]}"
     )
     workdir.mkdir(parents=True, mode=0o700)

@@ -6,7 +6,7 @@ workflow's source and parameters; the dataset's id, label, manifest and
 registered SHA-256, with the sealed file staged in by Parsl (HTTP staging from
 the orchestrator's object store, :class:`parsl.data_provider.http.
 HTTPInTaskStaging`); the custody log's URL and CA; each owner custodian's URL and
-CA. The worker reads only the site's own directory (``spec["site_dir"]``): its
+CA. The worker reads only the site's own directory (:func:`site_root`): its
 signing key, its client certificates, its checkpoints.
 
 The staged file is checked against the registered SHA-256 before any key is
@@ -41,7 +41,8 @@ from orchestrator.site.enclave import Enclave, SealedInput
 from orchestrator.site.identity import SiteState
 from orchestrator.tlog.events import CustodyEvent, utc_now
 
-__all__ = ["enclave_app", "enclave_task", "job_done", "staged_spec", "verify_staged"]
+__all__ = ["SITE_DIR_ENV", "enclave_app", "enclave_task", "job_done", "site_root",
+           "staged_spec", "verify_staged"]
 
 
 def staged_spec(spec: dict[str, Any], inputs: Sequence[Any]) -> dict[str, Any]:
@@ -87,6 +88,28 @@ def enclave_app(spec: dict[str, Any], inputs: Sequence[Any] = ()) -> dict[str, A
                 Path(ready["dataset"]["path"]).unlink()
 
 
+#: Set by the site's own worker service (``sovereign site workers``): the
+#: site's directory, which the site alone knows and which overrides the
+#: orchestrator's idea of it.
+SITE_DIR_ENV = "SOVEREIGN_SITE_DIR"
+
+
+def site_root(named: str | None) -> Path:
+    """The site's directory on this worker: :data:`SITE_DIR_ENV` when the site
+    started this worker itself, else the one the orchestrator ``named``.
+
+    Raises
+    ------
+    IntegrityError
+        If neither is known.
+    """
+    chosen = os.environ.get(SITE_DIR_ENV) or named
+    if not chosen:
+        raise IntegrityError(f"this worker knows no site directory (${SITE_DIR_ENV} "
+                             "is unset and the task names none)")
+    return Path(chosen)
+
+
 def job_done(site_dir: str, job_id: str,
              parsl_resource_specification: dict[str, Any] | None = None) -> str:
     """Parsl app body, run at the site once the orchestrator knows the job is
@@ -95,7 +118,7 @@ def job_done(site_dir: str, job_id: str,
     from orchestrator.site.checkpoint import remove_job_checkpoints
 
     del parsl_resource_specification  # accepted so MPI sites can run it too
-    remove_job_checkpoints(SiteState(Path(site_dir)).checkpoints_root, job_id)
+    remove_job_checkpoints(SiteState(site_root(site_dir)).checkpoints_root, job_id)
     return job_id
 
 
@@ -161,7 +184,7 @@ def enclave_task(
         torch.set_num_threads(int(spec.get("torch_threads", 1)))
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    site_state = SiteState(Path(spec["site_dir"]))
+    site_state = SiteState(site_root(spec.get("site_dir")))
     site_key = site_state.signing_key()
     site = spec["site"]
     if site_state.name != site:

@@ -29,6 +29,7 @@ from types import FrameType
 
 from orchestrator.errors import NotFound
 from orchestrator.site.identity import SiteState
+from orchestrator.site.runner import SITE_DIR_ENV
 
 __all__ = ["PoolSettings", "pool_command", "serve_workers"]
 
@@ -140,7 +141,8 @@ def serve_workers(site: SiteState, settings: PoolSettings, *, once: bool = False
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while not stop.is_set():
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1",
+                   SITE_DIR_ENV: str(site.root)}  # the tasks' site directory
             # its own session: the pool and its workers stop together
             proc = subprocess.Popen(pool_command(site, settings), cwd=work, env=env,
                                     start_new_session=True)

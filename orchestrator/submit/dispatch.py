@@ -80,7 +80,10 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
     owners_hpke = {o: registry.nation(o).hpke_public for o in owners}
     by_site = {c.site.name: c for c in placement.values()}
     first, *others = list(by_site.values())
-    working = {s: f"{d}/staging" for s, d in endpoints.site_dirs.items()}
+    # where Parsl's HTTP staging writes at the site: its staging folder, or,
+    # where only the site knows its directory, relative to its pool's folder
+    working = {s: f"{d}/staging" if d else "staging"
+               for s, d in endpoints.site_dirs.items()}
     certs = {name: str(channel_certificates(orch.root, name))
              for name, c in by_site.items()
              if isinstance(c.provider, SiteStartedProviderSection)}
