@@ -9,6 +9,8 @@ one. Low-level exceptions (``cryptography.exceptions.InvalidTag``,
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SovereignError(Exception):
     """Base class of every error this project raises on purpose.
@@ -171,3 +173,27 @@ class DispatchError(SovereignError):
     """A workflow task failed on the site for a reason outside security checks."""
 
     exit_code = 8
+
+
+class JobInterrupted(DispatchError):
+    """Some tasks of a job could not finish for a transient reason (a custodian
+    or the custody log out of reach, a lost worker) after their retries, and
+    none failed a security check: the job is kept, resumable
+    (``sovereign jobs resume``).
+
+    Attributes
+    ----------
+    completed
+        Task name -> its result, for the tasks that finished.
+    failed
+        Names of the tasks that did not.
+    """
+
+    exit_code = 9
+
+    def __init__(self, message: str, *, completed: dict[str, Any] | None = None,
+                 failed: list[str] | None = None, source: str | None = None) -> None:
+        super().__init__(message, source=source)
+        self.completed: dict[str, Any] = dict(completed or {})
+        self.failed: list[str] = list(failed or [])
+

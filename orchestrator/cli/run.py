@@ -20,7 +20,7 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.embedded import submit
-from orchestrator.errors import DecisionPending
+from orchestrator.errors import DecisionPending, JobInterrupted
 from orchestrator.submit.pipeline import JobResult, ProgressSink
 
 
@@ -153,6 +153,14 @@ def _run(start: Callable[[ProgressSink | None], JobResult], json_out: bool) -> N
     except DecisionPending as exc:
         _waiting(exc, json_out)
         return
+    except JobInterrupted as exc:
+        if json_out:
+            emit_json({"job_id": exc.source, "state": "interrupted",
+                       "failed": exc.failed, "done": sorted(exc.completed),
+                       "message": exc.message})
+        err_console.print(f"[bold yellow]job {exc.source} interrupted:[/] "
+                          f"{exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
     if json_out:
         emit_json(
             {

@@ -17,13 +17,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.errors import DispatchError, SovereignError
+from orchestrator.errors import DispatchError, JobInterrupted, SovereignError
 from orchestrator.labels import Label
 from orchestrator.submit import placement as place
 from orchestrator.submit.channel import channel_certificates
 from orchestrator.submit.context import Orchestrator, TaskEndpoints
 from orchestrator.submit.providers import to_parsl_config
 from orchestrator.submit.registry import Registry, SealedObjectRecord
+from orchestrator.submit.retry import NEVER, classify
 from orchestrator.submit.siteconfig import SiteConfig, SiteStartedProviderSection
 from orchestrator.submit.workflow import Workflow
 
@@ -66,9 +67,13 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
     Raises
     ------
     SovereignError
-        A task's security failure (never retried), unchanged.
+        A task's security failure (never retried), unchanged, at once.
     DispatchError
-        Any other task failure.
+        A task failure not known to be transient, at once.
+    JobInterrupted
+        Once every task has ended, when some failed only for transient reasons
+        (a custodian or the log out of reach, a lost worker) after their
+        retries; it carries the results of those that finished.
     """
     import parsl
     from parsl.data_provider.files import File
@@ -106,9 +111,13 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
                    f"{job_id}-{name}-{uuid.uuid4().hex[:8]}.sealed")
             futures[app(spec, inputs=[File(url)])] = name
         outputs: dict[str, dict[str, Any]] = {}
+        lost: dict[str, BaseException] = {}
         for future in concurrent.futures.as_completed(list(futures)):
             name = futures[future]
             exc = future.exception()
+            if exc is not None and classify(exc) != NEVER:
+                lost[name] = exc  # transient, retries spent: resumable
+                continue
             if exc is not None:
                 if isinstance(exc, SovereignError):
                     raise exc
@@ -116,6 +125,13 @@ def dispatch(orch: Orchestrator, workflow: Workflow, job_id: str,
                                     source=job_id) from exc
             outputs[name] = future.result()
             on_result(name, outputs[name])
+        if lost:
+            which = sorted(lost)[0]
+            raise JobInterrupted(
+                f"{len(lost)} of {len(futures)} tasks could not finish ({which}: "
+                f"{type(lost[which]).__name__}: {str(lost[which])[:200]}); resume "
+                f"with: sovereign jobs resume {job_id}", completed=outputs,
+                failed=sorted(lost), source=job_id)
         _job_done(by_site, endpoints, job_id)
         return outputs
     finally:

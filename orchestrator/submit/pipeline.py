@@ -33,6 +33,7 @@ from orchestrator.errors import (
     ConfigError,
     DecisionPending,
     IntegrityError,
+    JobInterrupted,
     SovereignError,
 )
 from orchestrator.labels import Label
@@ -137,9 +138,9 @@ def resume(orch: Orchestrator, job_id: str, *,
     clock0 = time.monotonic()
     registry = Registry(orch.registry_db)
     job = registry.job(job_id)
-    if job.state not in ("pending-approval", "held"):
-        raise ConfigError(f"job {job_id} is {job.state}, not waiting for officers",
-                          source=job_id)
+    if job.state not in ("pending-approval", "held", "interrupted"):
+        raise ConfigError(f"job {job_id} is {job.state}, not waiting for officers "
+                          "or interrupted", source=job_id)
     path = Path(str(job.request.get("workflow_path", "")))
     workflow = load_workflow(path)
     digest = digest_of(workflow.manifest.model_dump(mode="json"))
@@ -148,10 +149,13 @@ def resume(orch: Orchestrator, job_id: str, *,
         raise ConfigError(
             f"workflow {path} changed since job {job_id} was submitted (code "
             "measurement or manifest differ); submit it again", source=str(path))
+    done = dict(job.summary.get("tasks", {})) if job.state == "interrupted" else {}
+    models = list(job.summary.get("models", [])) if job.state == "interrupted" else []
     registry.set_job_state(job_id, "submitted")
-    orch.record("job.resumed", {"job_id": job_id})
+    orch.record("job.resumed", {"job_id": job_id, "tasks_done": sorted(done)})
     names = [n for n in job.site.split(",") if n]
-    return _admit_and_run(orch, workflow, job_id, names, "", progress, clock0)
+    return _admit_and_run(orch, workflow, job_id, names, "", progress, clock0,
+                          done=done, done_models=models)
 
 
 def _fail(orch: Orchestrator, job_id: str, owners: list[str],
@@ -189,10 +193,28 @@ def _admit(orch: Orchestrator, workflow: Workflow, job_id: str,
     return permitted, excluded, suites.pop()
 
 
+def _interrupt(orch: Orchestrator, registry: Registry, job_id: str,
+               exc: JobInterrupted, result: JobResult) -> None:
+    """Keep what the finished tasks gave (their metrics, their sealed models
+    already stored) and leave the job resumable; the owners' admission stands."""
+    from orchestrator.submit.jobs import sync_tasks
+
+    registry.finish_job(job_id, "interrupted", {
+        "tasks": result.tasks, "models": result.model_ids, "failed": exc.failed,
+        "error": exc.message[:500]}, rfc3339(system_clock()))
+    orch.record("job.interrupted", {"job_id": job_id, "failed": exc.failed,
+                                    "tasks_done": sorted(result.tasks),
+                                    "message": exc.message[:500]})
+    sync_tasks(orch, job_id)
+
+
 def _admit_and_run(orch: Orchestrator, workflow: Workflow, job_id: str,
                    names: list[str], selection: str, progress: ProgressSink | None,
-                   clock0: float) -> JobResult:
-    """Steps (3)-(5) for a registered job."""
+                   clock0: float, *, done: dict[str, dict[str, float]] | None = None,
+                   done_models: list[str] | None = None) -> JobResult:
+    """Steps (3)-(5) for a registered job; ``done`` (task -> metrics) and
+    ``done_models`` are what an interrupted job's finished tasks gave, which a
+    resumed run does not run again."""
     from orchestrator.submit.allocation import record_allocation
     from orchestrator.submit.dispatch import dispatch
     from orchestrator.submit.jobs import RecordingSink, sync_tasks
@@ -219,7 +241,9 @@ def _admit_and_run(orch: Orchestrator, workflow: Workflow, job_id: str,
         raise
     registry.set_job_site(job_id, ",".join(permitted))
     result = JobResult(job_id, sites=permitted, excluded=excluded, selection=selection)
-    task_names = workflow.tasks()
+    result.tasks.update(done or {})
+    result.model_ids.extend(done_models or [])
+    task_names = [t for t in workflow.tasks() if t not in result.tasks]
     placed = place.assign(task_names, permitted)  # task -> site, round-robin
     configs = {n: SiteConfig.model_validate(registry.site(n).config)
                for n in permitted}
@@ -234,18 +258,16 @@ def _admit_and_run(orch: Orchestrator, workflow: Workflow, job_id: str,
 
     try:
         with orch.task_endpoints() as endpoints:
-            outputs = dispatch(  # (4)
+            outputs = {} if not task_names else dispatch(  # (4)
                 orch, workflow, job_id, dataset, task_names,
                 {t: configs[s] for t, s in placed.items()}, hpke_suite, endpoints,
                 on_result=arrived,
                 retry_handler=lambda retries: logged_retry_handler(orch, retries))
-        for name in task_names:  # (5)
-            out = outputs[name]
-            result.tasks[name] = out["metrics"]
-            if "model" in out:
-                result.model_ids.append(_store_model(
-                    orch, registry, job_id, placed[name], dataset, out,
-                    workflow.measurement))
+        _keep(orch, registry, job_id, placed, dataset, workflow, outputs, result)
+    except JobInterrupted as exc:
+        _keep(orch, registry, job_id, placed, dataset, workflow, exc.completed, result)
+        _interrupt(orch, registry, job_id, exc, result)
+        raise
     except BaseException as exc:
         _fail(orch, job_id, owners, exc)
         raise
@@ -258,6 +280,19 @@ def _admit_and_run(orch: Orchestrator, workflow: Workflow, job_id: str,
     orch.log.publish()  # a checkpoint covering job.completed
     result.elapsed_s = time.monotonic() - clock0
     return result
+
+
+def _keep(orch: Orchestrator, registry: Registry, job_id: str, placed: dict[str, str],
+          dataset: SealedObjectRecord, workflow: Workflow,
+          outputs: dict[str, dict[str, Any]], result: JobResult) -> None:
+    """Step (5) for the tasks in ``outputs``, in workflow order."""
+    for name in [t for t in workflow.tasks() if t in outputs]:
+        out = outputs[name]
+        result.tasks[name] = out["metrics"]
+        if "model" in out:
+            result.model_ids.append(_store_model(
+                orch, registry, job_id, placed[name], dataset, out,
+                workflow.measurement))
 
 
 def _store_model(orch: Orchestrator, registry: Registry, job_id: str, site: str,

@@ -78,7 +78,7 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "approval.refused", "approval.cancelled",
     # allocation accounting and oversight (orchestrator.allocation)
     "allocation.recorded", "notification.acknowledged", "job.pending",
-    "job.resumed",
+    "job.resumed", "job.interrupted",
     # model transfer (orchestrator.transfer)
     "transfer.consented", "transfer.decided", "transfer.denied",
     "transfer.completed", "transfer.opened",

@@ -107,6 +107,9 @@ class Deployed:
     log_url: str = ""
     custodians: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: service name -> (party, arguments, its process)
+    services: dict[str, tuple[str, list[str], subprocess.Popen[bytes]]] = field(
+        default_factory=dict)
 
     @property
     def handover(self) -> Path:
@@ -161,11 +164,26 @@ class Deployed:
         return self.run(party, [str(script), *args])
 
     def serve(self, party: str, args: list[str], name: str) -> None:
-        """Start ``sovereign ARGS`` as ``party`` in the background."""
+        """Start ``sovereign ARGS`` as ``party`` in the background, as ``name``."""
         out = self.base / f"{name}.out"
-        self.procs.append(subprocess.Popen(
+        proc = subprocess.Popen(
             self.command(party, ["-m", "orchestrator", *args]), cwd=self.base,
-            stdout=out.open("wb"), stderr=subprocess.STDOUT))
+            stdout=out.open("ab"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.services[name] = (party, args, proc)
+
+    def halt(self, name: str) -> None:
+        """Stop service ``name`` (SIGTERM, as an operator would)."""
+        proc = self.services[name][2]
+        proc.terminate()
+        proc.wait(20)
+
+    def restart(self, name: str, url: str) -> None:
+        """Start service ``name`` again with the same arguments (same port) and
+        wait until it answers."""
+        party, args, _ = self.services[name]
+        self.serve(party, args, name)
+        _wait_tls(url, self.procs[-1], self.base / f"{name}.out")
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -44,6 +44,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -347,6 +348,8 @@ def test_the_sonar_job_runs_across_users_with_the_same_accuracy(job: Job) -> Non
     assert summary["mean_test_accuracy"] == pytest.approx(sum(folds) / len(folds))
     models = job.result["models"]
     assert isinstance(models, list) and len(models) == 1
+    print(f"\ndeployment job: first result after {job.result['first_result_s']:.1f} s;"
+          f" job took {job.result['elapsed_s']:.1f} s")  # README, Deployment
 
 
 def _entries(deployed: Deployed, kind: str) -> list[dict[str, object]]:
@@ -426,3 +429,120 @@ def test_no_plaintext_row_is_left_anywhere(deployed: Deployed, job: Job) -> None
                 for secret in secrets:
                     assert secret not in blob, f"plaintext found in {path}"
     assert scanned > 20  # the parties' directories and Parsl's run files were read
+
+
+# -- faults on the separated path --------------------------------------------------
+
+def _submit(d: Deployed) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        d.command("orchestrator", [
+            "-m", "orchestrator", "submit",
+            str(d.project / "workflows/sonar_classification.toml"), "--site", "local",
+            "--json"]),
+        cwd=d.base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _jobs(d: Deployed) -> set[str]:
+    return {str(e["body"]["job_id"])  # type: ignore[index]
+            for e in _entries(d, "request.submitted")}
+
+
+def _start_job(d: Deployed, under_way: str) -> tuple[subprocess.Popen[str], str]:
+    """Submit the sonar job as the orchestrator; return once the log holds an
+    ``under_way`` event of it (the submission and the job's id)."""
+    known = _jobs(d)
+    submit = _submit(d)
+    deadline = time.monotonic() + 120
+    while not (fresh := _jobs(d) - known):
+        assert time.monotonic() < deadline and submit.poll() is None
+        time.sleep(0.1)
+    job_id = fresh.pop()
+    while not _of_job(d, under_way, job_id):
+        assert time.monotonic() < deadline and submit.poll() is None
+        time.sleep(0.05)
+    return submit, job_id
+
+
+def _of_job(d: Deployed, kind: str, job_id: str) -> list[dict[str, Any]]:
+    return [e for e in _entries(d, kind) if e["body"]["job_id"] == job_id]  # type: ignore[index]
+
+
+def _finish(d: Deployed, submit: subprocess.Popen[str], job_id: str
+            ) -> tuple[dict[str, Any], bool]:
+    """Wait for the submission; resume the job if it was interrupted. Returns
+    the job's result and whether it needed resuming."""
+    out, err = submit.communicate(timeout=300)
+    if submit.returncode == 0:
+        return json.loads(out), False
+    assert submit.returncode == 9, err  # JobInterrupted: resumable, nothing else
+    interrupted = json.loads(out)
+    assert interrupted["state"] == "interrupted" and interrupted["failed"], out
+    resumed = d.cli("orchestrator", "jobs", "resume", job_id, "--json")
+    return json.loads(resumed.stdout), True
+
+
+def _one_release_per_attempt(d: Deployed, job_id: str) -> None:
+    released = _of_job(d, "key.released", job_id)
+    attempts = [e["body"]["attempt_id"] for e in released]
+    assert attempts and len(attempts) == len(set(attempts)), attempts
+    completed = {e["body"]["task"] for e in _of_job(d, "task.completed", job_id)}
+    assert completed == {f"fold-{i}" for i in range(13)} | {"final"}
+
+
+def test_a_custodian_stopped_mid_job_fails_closed_and_the_job_resumes(
+        deployed: Deployed, job: Job) -> None:
+    d = deployed
+    submit, job_id = _start_job(d, "key.released")  # the job is under way
+    d.halt("AUS-service")
+    halted_at = len(_of_job(d, "key.released", job_id))
+    out, err = submit.communicate(timeout=300)
+    # the tasks that needed AUS's key failed closed: no key left AUS after it
+    # stopped, and the job is kept resumable
+    assert submit.returncode == 9, out + err
+    interrupted = json.loads(out)
+    assert interrupted["state"] == "interrupted" and interrupted["failed"]
+    assert len(_of_job(d, "key.released", job_id)) == halted_at
+    failed = _of_job(d, "task.failed", job_id)
+    assert failed and all(e["body"]["error"] == "CustodianUnavailable" for e in failed)
+    d.restart("AUS-service", d.custodians["AUS"])
+    resumed = json.loads(d.cli("orchestrator", "jobs", "resume", job_id,
+                               "--json").stdout)
+    assert sorted(resumed["tasks"]) == sorted(job.result["tasks"])  # type: ignore[arg-type]
+    for task, metrics in resumed["tasks"].items():
+        first = job.result["tasks"][task]  # type: ignore[index]
+        assert metrics["test_accuracy" if "test_accuracy" in metrics
+                       else "train_accuracy"] == first[
+            "test_accuracy" if "test_accuracy" in first else "train_accuracy"]
+    assert len(resumed["models"]) == 1
+    _one_release_per_attempt(d, job_id)
+    assert len(_of_job(d, "job.interrupted", job_id)) == 1
+    assert len(_of_job(d, "job.completed", job_id)) == 1
+
+
+def _all_leaves(d: Deployed) -> list[str]:
+    found = httpx.get(d.log_url + "/v1/entries", verify=_ca(_pem(d, "log")),
+                      trust_env=False, timeout=30).json()
+    return [e["leaf"] for e in sorted(found, key=lambda e: e["seq"])]
+
+
+def test_a_log_service_restarted_mid_job_loses_no_acknowledged_entry(
+        deployed: Deployed, job: Job) -> None:
+    d = deployed
+    submit, job_id = _start_job(d, "task.completed")
+    acknowledged = _all_leaves(d)  # what the service has answered for so far
+    d.halt("log-service")
+    d.restart("log-service", d.log_url)
+    result, _ = _finish(d, submit, job_id)
+    assert len(result["tasks"]) == 14 and len(result["models"]) == 1
+    after = _all_leaves(d)
+    # every acknowledged entry survived, byte for byte, at the same index
+    assert after[:len(acknowledged)] == acknowledged
+    assert len(after) > len(acknowledged)
+    _one_release_per_attempt(d, job_id)
+    # the officer's trusted checkpoint (from the tests above) extends to the
+    # restarted log's: nothing acknowledged was rewritten or dropped
+    verified = json.loads(d.cli(
+        "officer", "custody", "verify", "--as", "AUS", "--json", "--log-url",
+        d.log_url, "--log-ca", str(d.card("log"))).stdout)
+    assert verified["verified"]
+    assert verified["checkpoint_size"] >= verified["previous_trusted_size"] > 0

@@ -163,10 +163,31 @@ def test_unavailable_log_fails_closed(tmp_path: Path) -> None:
     state = LogState(tmp_path / "log")
     state.ensure()
     state.tls.init()
-    client = HttpLog(f"https://127.0.0.1:{free_port()}", ca=state.tls.ca_cert)
+    client = HttpLog(f"https://127.0.0.1:{free_port()}", ca=state.tls.ca_cert,
+                     retry_s=1.0)
+    started = time.monotonic()
     with pytest.raises(LedgerError, match="unreachable"):
         client.append(CustodyEvent.create("task.started", "site:x", {}),
                       SigningKey.generate())
+    assert 0.5 < time.monotonic() - started < 5  # retried for retry_s, then refused
+
+
+def test_a_request_bridges_a_log_restart(tmp_path: Path) -> None:
+    """A log service that comes up while a party is retrying answers it."""
+    state_dir = tmp_path / "state"
+    env = {**os.environ, "SOVEREIGN_STATE_DIR": str(state_dir)}
+    run = [sys.executable, "-m", "orchestrator", "log"]
+    subprocess.run([*run, "init"], env=env, check=True, capture_output=True)
+    state = LogState(state_dir / "log")
+    port = free_port()
+    client = HttpLog(f"https://127.0.0.1:{port}", ca=state.tls.ca_cert, retry_s=30)
+    proc = subprocess.Popen([*run, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert client.health()["status"] == "ok"  # waited for it, within retry_s
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_signed_event_parsing_names_the_field() -> None:
@@ -191,7 +212,8 @@ def test_sigkill_mid_append_loses_no_acknowledged_entry(tmp_path: Path) -> None:
         port = free_port()
         proc = subprocess.Popen([*run, "serve", "--port", str(port)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = HttpLog(f"https://127.0.0.1:{port}", ca=state.tls.ca_cert)
+        client = HttpLog(f"https://127.0.0.1:{port}", ca=state.tls.ca_cert,
+                         retry_s=0)  # an append after the kill fails at once
         deadline = time.monotonic() + 30
         while True:
             try:
