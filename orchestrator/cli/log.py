@@ -78,6 +78,12 @@ def serve_command(
     storage: Annotated[str | None, typer.Option(
         "--storage", help="postgresql://... URL (default: SQLite in the dir).")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+    max_skew: Annotated[float, typer.Option(
+        "--max-skew", min=1.0, max=3600.0,
+        help="seconds an event's time may differ from this clock")] = 300.0,
+    checkpoint_interval: Annotated[float, typer.Option(
+        "--checkpoint-interval", min=0.1, max=3600.0,
+        help="seconds between checkpoints (published when the log grew)")] = 1.0,
     state_dir: StateOpt = None,
 ) -> None:
     """Serve the custody log over HTTPS (tlog-tiles reads, signed writes)."""
@@ -92,7 +98,9 @@ def serve_command(
     operator = LogOperator(state)
     console.print(f"custody log {operator.origin} serving on https://{host}:{port}",
                   highlight=False)
-    serve(create_app(operator), host=host, port=port, log_level=log_level,
+    serve(create_app(operator, max_skew_s=max_skew,
+                     checkpoint_interval_s=checkpoint_interval), host=host, port=port,
+          log_level=log_level,
           context=server_context(state.tls.server_cert, state.tls.server_key, None))
 
 

@@ -15,7 +15,12 @@ Every verification or decryption failure raises
 :class:`~orchestrator.errors.ConfigError`.
 """
 
-from orchestrator.crypto.aead import aead_decrypt, aead_encrypt, hkdf_sha256
+from orchestrator.crypto.aead import (
+    aead_decrypt,
+    aead_encrypt,
+    commit_plaintext,
+    hkdf_sha256,
+)
 from orchestrator.crypto.envelope import (
     DEFAULT_SEGMENT_SIZE,
     MAGIC,
@@ -57,6 +62,7 @@ __all__ = [
     "aead_encrypt",
     "atomic_write_bytes",
     "combine_dek_shares",
+    "commit_plaintext",
     "hkdf_sha256",
     "hpke_open",
     "hpke_seal",

@@ -172,6 +172,16 @@ def hkdf_sha256_raw(ikm: bytes, salt: bytes | None, info: bytes, length: int) ->
                 info=info).derive(ikm)
 
 
+# ------------------------------------------------------------ HMAC-SHA256 (RFC 2104)
+def hmac_sha256_raw(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of ``data`` under ``key`` (RFC 2104, FIPS 198-1)."""
+    from cryptography.hazmat.primitives import hmac
+
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(data)
+    return mac.finalize()
+
+
 # --------------------------------------------------------------- Ed25519 (RFC 8032)
 Ed25519Private = ed25519.Ed25519PrivateKey
 

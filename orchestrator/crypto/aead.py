@@ -9,16 +9,22 @@ well under 2**32 messages per key (SP 800-38D section 8.3).
 
 from __future__ import annotations
 
-from orchestrator.crypto._primitives import GcmCipher, hkdf_sha256_raw
+from orchestrator.crypto._primitives import (
+    GcmCipher,
+    hkdf_sha256_raw,
+    hmac_sha256_raw,
+)
 from orchestrator.errors import ConfigError
 
 __all__ = [
     "AEAD_KEY_SIZE",
     "AEAD_NONCE_SIZE",
     "AEAD_TAG_SIZE",
+    "COMMITMENT_INFO",
     "HKDF_SHA256_MAX_LENGTH",
     "aead_decrypt",
     "aead_encrypt",
+    "commit_plaintext",
     "hkdf_sha256",
 ]
 
@@ -124,3 +130,28 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> 
         raise ConfigError(
             f"HKDF-SHA256 output length {length} outside 1..{HKDF_SHA256_MAX_LENGTH}")
     return hkdf_sha256_raw(ikm, salt or None, info, length)
+
+
+#: HKDF ``info`` of the key of a plaintext commitment.
+COMMITMENT_INFO = b"sovereign-orchestrator plaintext commitment/v1"
+
+
+def commit_plaintext(dek: bytes, data: bytes) -> str:
+    """A keyed commitment to ``data``: ``"hmac-sha256:" + hex`` of HMAC-SHA256
+    (RFC 2104) under a key derived from the object's DEK (HKDF-SHA256, RFC 5869,
+    :data:`COMMITMENT_INFO`).
+
+    Whoever holds the DEK (the owners, an enclave it was released to) can check
+    that a plaintext is the one sealed; anyone else learns nothing of it, not
+    even whether a guess is right, unlike a bare SHA-256 of the plaintext.
+
+    Raises
+    ------
+    ConfigError
+        If ``dek`` is not 32 bytes.
+    """
+    if len(dek) != 32:
+        raise ConfigError(f"a DEK is 32 bytes, not {len(dek)}")
+    key = hkdf_sha256(dek, salt=None, info=COMMITMENT_INFO, length=32)
+    return "hmac-sha256:" + hmac_sha256_raw(key, data).hex()
+

@@ -14,9 +14,11 @@ Writes and the rest (JSON unless stated):
   the entry is durable; 403 for an unenrolled actor, a wrong key, a bad
   signature or a kind the actor's role does not write; 409 ``AlreadyRecorded``
   with the stored ``seq`` for an event already in the log (a replay changes
-  nothing); 400 for a malformed body; 413 above 1 MiB; 503 if storage failed.
-* ``POST /v1/checkpoint``: publish a checkpoint over every durable entry now;
-  answers the signed note.
+  nothing); 400 for a malformed body or an event time more than
+  :data:`MAX_SKEW_S` from the log's clock; 413 above 1 MiB; 503 if storage
+  failed.
+* no one but the operator makes the log sign: it publishes a checkpoint on its
+  own schedule (every :data:`CHECKPOINT_INTERVAL_S` seconds while it grows);
 * ``GET /v1/proof/consistency?old=M&new=N`` and ``GET
   /v1/proof/inclusion?index=I&size=N``: RFC 9162 proofs, one base64 hash per
   line (``text/plain``), as in tlog-witness and tlog-proof.
@@ -31,18 +33,23 @@ by the actors' signatures, so no client certificate is needed.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from orchestrator.canonical import b64e
-from orchestrator.errors import ConfigError, NotFound
+from orchestrator.errors import ConfigError, NotFound, SovereignError
 from orchestrator.log.operator import LogOperator
 from orchestrator.net.service import install_common
 from orchestrator.protocol.log import SignedEvent
+from orchestrator.timeutil import Clock, parse_rfc3339, system_clock
 from orchestrator.tlog.tiles import parse_tile_path
 
 __all__ = ["create_app"]
@@ -56,11 +63,61 @@ def _lines(hashes: list[bytes]) -> str:
     return "".join(b64e(h) + "\n" for h in hashes)
 
 
-def create_app(operator: LogOperator) -> FastAPI:
+#: Seconds an event's ``time`` may differ from the log's clock (either way):
+#: clocks of NTP-synchronised hosts agree within well under a second; five
+#: minutes, the skew Kerberos tolerates (RFC 4120, section 1.6), leaves room for
+#: a retried append, and no room to backdate an event by days.
+MAX_SKEW_S = 300.0
+
+
+#: Seconds between the operator's checkpoint publications (when the log grew).
+CHECKPOINT_INTERVAL_S = 1.0
+
+_log = logging.getLogger(__name__)
+
+
+def _publish_while(operator: LogOperator, interval_s: float,
+                   stop: threading.Event) -> None:
+    """The log operator's own schedule: every ``interval_s`` seconds, sign a
+    checkpoint over every durable entry if the log grew."""
+    published = -1
+    while not stop.wait(interval_s):
+        try:
+            size = operator.size()
+            if size != published:
+                operator.publish()
+                published = size
+        except SovereignError as exc:  # storage hiccup: try again next round
+            _log.warning("checkpoint not published: %s", exc)
+
+
+def create_app(operator: LogOperator, *, max_skew_s: float = MAX_SKEW_S,
+               clock: Clock = system_clock,
+               checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S) -> FastAPI:
     """The FastAPI application serving ``operator`` (TLS: see the ``serve``
-    command)."""
+    command). An appended event whose time lies more than ``max_skew_s``
+    seconds from ``clock()`` is refused with 400 (a replay of a stored event is
+    answered 409 as before, whatever its age). While it serves, the operator
+    publishes a checkpoint every ``checkpoint_interval_s`` seconds if the log
+    grew (0: never; nobody else can make it sign one)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        worker = threading.Thread(target=_publish_while, daemon=True,
+                                  args=(operator, checkpoint_interval_s, stop),
+                                  name="checkpoint-publisher")
+        if checkpoint_interval_s > 0:
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker.is_alive():
+                worker.join(10)
+
     app = FastAPI(title="custody log", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, lifespan=lifespan)
     install_common(app)
 
     @app.get("/checkpoint")
@@ -89,12 +146,17 @@ def create_app(operator: LogOperator) -> FastAPI:
                  "same": SignedEvent.of_entry(stored) == signed,
                  "message": f"event {signed.event.event_id} is already entry "
                             f"{stored.seq}"}, status_code=409)
+        try:
+            skew = (parse_rfc3339(signed.event.time) - clock()).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"event time is not RFC 3339: {exc}",
+                              field="event.time") from exc
+        if abs(skew) > max_skew_s:
+            raise ConfigError(f"event time {signed.event.time} is {abs(skew):.0f} s "
+                              f"{'behind' if skew < 0 else 'ahead of'} the log's "
+                              f"clock (at most {max_skew_s:.0f} s)", field="event.time")
         entry = operator.submit(signed)
         return JSONResponse({"seq": entry.seq, "leaf": b64e(entry.leaf_bytes())})
-
-    @app.post("/v1/checkpoint")
-    def publish() -> Response:
-        return PlainTextResponse(operator.publish(), media_type=_TEXT)
 
     @app.get("/v1/proof/consistency")
     def consistency(old: Annotated[int, Query()],

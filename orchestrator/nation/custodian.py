@@ -187,9 +187,12 @@ class LocalCustodian:
         """See :func:`orchestrator.nation.transfer_keys.import_model_key`."""
         return transfer_keys.import_model_key(self.ctx, sealed)
 
-    def open_model_key(self, object_id: str) -> bytes:
-        """See :func:`orchestrator.nation.steward.unwrap_for_owner`."""
-        return steward.unwrap_for_owner(self.ctx, object_id, kind="model")
+    def open_model_key(self, object_id: str, *, requester: str | None = None
+                       ) -> bytes:
+        """See :func:`orchestrator.nation.steward.unwrap_for_owner` (``requester``:
+        the nation whose officer asks, when it came over the network)."""
+        return steward.unwrap_for_owner(self.ctx, object_id, kind="model",
+                                        requester=requester)
 
     def open_transferred_key(self, transfer_id: str, model_id: str,
                              model_digest: str) -> bytes:

@@ -6,9 +6,10 @@ process: the only one that reads its KEK. The TLS context requires a client
 certificate issued by the nation's own CA; its SPIFFE URI
 (``spiffe://aus/<role>/<name>``) names the caller's role, and every operation is
 refused with 403 to a role that does not hold it
-(:data:`orchestrator.protocol.custodian.ROLE_OPERATIONS`), the denial recorded
-as ``access.denied``. A site may act only for itself: its release and wrap
-requests must name the site its certificate names.
+(:data:`orchestrator.protocol.custodian.ROLE_OPERATIONS`) and to a caller it is
+not the business of (:data:`~orchestrator.protocol.custodian.OPERATION_SCOPE`:
+a site acts only for itself, an officer only for its own nation, an open only
+for an owner's officer), each denial recorded as ``access.denied``.
 
 Endpoints (JSON unless stated; errors as :mod:`orchestrator.protocol.wire`):
 
@@ -53,7 +54,7 @@ from orchestrator.errors import ConfigError, PolicyDenied
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.net.service import install_common, peer_identity
 from orchestrator.net.tls import PeerIdentity
-from orchestrator.protocol.custodian import ROLE_OPERATIONS
+from orchestrator.protocol.custodian import OPERATION_SCOPE, ROLE_OPERATIONS
 from orchestrator.protocol.log import SignedEvent
 from orchestrator.protocol.release import JobRequest, ReleaseRequest, WrapRequest
 from orchestrator.timeutil import parse_rfc3339
@@ -104,14 +105,25 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
             served[operation] += 1
         return peer
 
+    def refuse(peer: PeerIdentity, operation: str, reason: str) -> None:
+        custodian.ctx.record("access.denied", {
+            "operation": operation, "peer": str(peer), "nation": custodian.nation,
+            "reason": reason})
+        raise PolicyDenied(f"{custodian.nation} custodian: {operation} refused",
+                           reasons=[f"whose: {reason}"])
+
     def same_site(peer: PeerIdentity, site: str, operation: str) -> None:
         if peer.name != site.lower():
-            custodian.ctx.record("access.denied", {
-                "operation": operation, "peer": str(peer), "nation": custodian.nation,
-                "reason": f"site {peer.name} may not act for site {site}"})
-            raise PolicyDenied(f"{custodian.nation} custodian: {operation} refused",
-                               reasons=[f"role: site {peer.name} may not act for "
-                                        f"site {site}"])
+            refuse(peer, operation, f"site {peer.name} may not act for site {site}")
+
+    def own_nation(request: Request, operation: str) -> PeerIdentity:
+        """Role check, then: an officer acts only for this nation."""
+        peer = allow(request, operation)
+        assert OPERATION_SCOPE[operation] == "own-nation"
+        if peer.name != domain:
+            refuse(peer, operation, f"the officer of {peer.name.upper()} may not "
+                   f"act for {custodian.nation}")
+        return peer
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
@@ -161,8 +173,13 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
 
     @app.post("/v1/events")
     def accept(request: Request, body: JsonBody) -> dict[str, Any]:
-        allow(request, "accept")
-        entry = custodian.accept(SignedEvent.from_json(body))
+        peer = allow(request, "accept")
+        signed = SignedEvent.from_json(body)
+        own = f"officer:{peer.name.upper()}"
+        if peer.role == "officer" and signed.event.actor != own:
+            refuse(peer, "accept", f"the officer of {peer.name.upper()} may not "
+                   f"deliver an event of {signed.event.actor}")
+        entry = custodian.accept(signed)
         return {"seq": entry.seq, "leaf": b64e(entry.leaf_bytes())}
 
     @app.post("/v1/allocations")
@@ -197,19 +214,19 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
 
     @app.get("/v1/approvals")
     def approvals(request: Request, status: str | None = None) -> list[dict[str, Any]]:
-        allow(request, "approvals")
+        own_nation(request, "approvals")
         return custodian.approvals(status)
 
     @app.post("/v1/approvals/decisions")
     def decide_approval(request: Request, body: JsonBody) -> dict[str, Any]:
-        allow(request, "decide_approval")
+        own_nation(request, "decide_approval")
         from orchestrator.protocol.statements import SignedStatement
 
         return custodian.decide_approval(SignedStatement.from_json(_object(body)))
 
     @app.post("/v1/console/logins")
     def console_login(request: Request, body: JsonBody) -> dict[str, Any]:
-        allow(request, "console_login")
+        own_nation(request, "console_login")
         from orchestrator.protocol.statements import SignedStatement
 
         return {"seq": custodian.console_login(
@@ -217,7 +234,7 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
 
     @app.post("/v1/accreditations")
     def accredit(request: Request, body: JsonBody) -> dict[str, Any]:
-        allow(request, "accredit")
+        own_nation(request, "accredit")
         doc = _object(body)
         try:
             expires = parse_rfc3339(str(doc["expires_at"]))
@@ -233,7 +250,7 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
 
     @app.post("/v1/accreditations/{site}/revoke")
     def revoke(request: Request, site: str, body: JsonBody) -> dict[str, Any]:
-        allow(request, "revoke_accreditation")
+        own_nation(request, "revoke_accreditation")
         return {"revoked": custodian.revoke_accreditation(
             site, str(_object(body).get("reason") or ""))}
 
@@ -245,13 +262,14 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
 
     @app.post("/v1/objects/{object_id}/open")
     def open_model(request: Request, object_id: str) -> dict[str, Any]:
-        allow(request, "open_model_key")
-        return {"dek": b64e(custodian.open_model_key(object_id))}
+        peer = allow(request, "open_model_key")
+        return {"dek": b64e(custodian.open_model_key(
+            object_id, requester=peer.name.upper()))}
 
     @app.post("/v1/transfers/{transfer_id}/open")
     def open_transfer(request: Request, transfer_id: str,
                       body: JsonBody) -> dict[str, Any]:
-        allow(request, "open_transferred_key")
+        own_nation(request, "open_transferred_key")
         doc = _object(body)
         return {"dek": b64e(custodian.open_transferred_key(
             transfer_id, str(doc.get("model_id")), str(doc.get("model_digest"))))}

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from orchestrator.canonical import b64d, b64e, digest_of, sha256_hex
+from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import (
     DEFAULT_SEGMENT_SIZE,
     DEK_SIZE,
     HpkeSuite,
+    commit_plaintext,
     hpke_open,
     hpke_seal,
     new_dek,
@@ -86,7 +87,7 @@ def _keep(ctx: CustodianContext, descriptor: DatasetDescriptor,
     ctx.record("dataset.sealed", {
         "dataset_id": descriptor.id, "name": descriptor.name, "owner": ctx.code,
         "label": descriptor.label, "manifest_digest": digest_of(descriptor.manifest),
-        "plaintext_sha256": descriptor.manifest.get("plaintext_sha256"),
+        "plaintext_commitment": descriptor.manifest.get("plaintext_commitment"),
         "sealed_digest": descriptor.sealed_digest, "kek_id": wrapped["kek_id"],
         "kek_version": wrapped["kek_version"]})
 
@@ -132,12 +133,12 @@ def seal_dataset(ctx: CustodianContext, path: Path, out_dir: Path, *, name: str,
     table = parse_csv(data, label_column=label_column, has_header=has_header,
                       source=str(path))
     dataset_id = "ds-" + uuid.uuid4().hex[:16]
-    manifest: dict[str, Any] = {
+    dek = new_dek()
+    manifest: dict[str, Any] = {  # no plaintext hash: a keyed commitment
         "name": name, "source_file": path.name, "plaintext_bytes": len(data),
-        "plaintext_sha256": sha256_hex(data), "format": "csv",
+        "plaintext_commitment": commit_plaintext(dek, data), "format": "csv",
         **describe(table, label_column=label_column, has_header=has_header)}
     del table
-    dek = new_dek()
     target = out_dir / f"{dataset_id}.sealed"
     sealed_digest = "sha256:" + atomic_sealed_write(target, lambda out: seal_stream(
         io.BytesIO(data), out, dek, object_id=dataset_id, label=label.to_json(),
@@ -205,16 +206,22 @@ def accept_dataset_share(ctx: CustodianContext, doc: dict[str, Any]) -> str:
     return descriptor.id
 
 
-def unwrap_for_owner(ctx: CustodianContext, object_id: str, *, kind: str) -> bytes:
-    """Unwrap the DEK of a model this nation owns, for its own officer; records
-    ``model.opened`` (or ``model.open.denied``) first.
+def unwrap_for_owner(ctx: CustodianContext, object_id: str, *, kind: str,
+                     requester: str | None = None) -> bytes:
+    """Unwrap the DEK of a model this nation owns, for its own officer or the
+    officer of a co-owner (``requester``: the asking officer's nation, when it
+    came over the network); records ``model.opened`` (or ``model.open.denied``)
+    first.
 
     Raises
     ------
     PolicyDenied
-        If this nation keyed no such object, or is not among its owners.
+        If this nation keyed no such object, this nation or the requester is not
+        among its owners (whatever the model's REL TO: a model moves on its
+        owners' decision only, a transfer otherwise).
     """
-    body = {"object_id": object_id, "kind": kind, "nation": ctx.code}
+    body = {"object_id": object_id, "kind": kind, "nation": ctx.code,
+            "requester": requester or ctx.code}
     try:
         record = ctx.store.object(object_id)
     except Exception as exc:
@@ -223,11 +230,13 @@ def unwrap_for_owner(ctx: CustodianContext, object_id: str, *, kind: str) -> byt
         raise PolicyDenied(f"{ctx.code} may not open {object_id}",
                            reasons=[f"{ctx.code} holds no key for it"]) from exc
     owners = Label.from_json(record.label, derived=True).owners
-    if ctx.code not in owners:
-        ctx.record("model.open.denied", {**body, "reason": f"{ctx.code} is not an "
-                                         "owner"})
-        raise PolicyDenied(f"{ctx.code} may not open {object_id}",
-                           reasons=[f"owners are {', '.join(sorted(owners))}"])
+    for nation in (ctx.code, requester or ctx.code):
+        if nation not in owners:
+            ctx.record("model.open.denied", {**body, "reason": f"{nation} is not an "
+                                             "owner"})
+            raise PolicyDenied(f"{nation} may not open {object_id}",
+                               reasons=[f"owner: {nation} is not an owner; owners are "
+                                        f"{', '.join(sorted(owners))}"])
     wrapped = record.wrapped
     keystore = ctx.keys.keystore(clock=ctx.clock, audit=ctx.record)
     try:

@@ -208,9 +208,34 @@ class HttpLog:
         """``GET /checkpoint``: the latest signed note (not verified here)."""
         return self._ok(self._request("GET", "/checkpoint")).content
 
-    def publish(self) -> bytes:
-        """``POST /v1/checkpoint``: a checkpoint over every durable entry now."""
-        return self._ok(self._request("POST", "/v1/checkpoint")).content
+    def publish(self, timeout_s: float = 30.0) -> bytes:
+        """A checkpoint covering every entry durable now: the log operator
+        publishes on its own schedule (``log serve --checkpoint-interval``), so
+        this waits, polling ``GET /checkpoint`` every 0.1 s, until the latest
+        covers them; returns it.
+
+        Raises
+        ------
+        LedgerError
+            If none does within ``timeout_s`` seconds, or the log is unreachable.
+        """
+        from orchestrator.tlog.checkpoint import parse_note
+
+        size = self.size()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            note = self.checkpoint()
+            try:
+                covered = parse_note(note).checkpoint.size
+            except SovereignError as exc:
+                raise self._unavailable(f"sent a malformed checkpoint: {exc}") from exc
+            if covered >= size:
+                return note
+            if time.monotonic() > deadline:
+                raise LedgerError(f"custody log at {self.url} published no checkpoint "
+                                  f"covering {size} entries within {timeout_s:.0f} s",
+                                  source=self.url)
+            time.sleep(0.1)
 
     def tile(self, tile: TilePath) -> bytes:
         """The bytes of a hash tile or entry bundle (not verified here)."""

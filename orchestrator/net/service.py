@@ -149,7 +149,7 @@ def _config(app: FastAPI, host: str, port: int, context: Any,
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="off",
+        app, host=host, port=port, log_level=log_level, lifespan="on",
         http=PeerCertProtocol,
         ssl_context_factory=(None if context is None
                              else lambda _config, _default: context),

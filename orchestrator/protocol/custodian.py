@@ -23,7 +23,7 @@ from orchestrator.protocol.release import Custodian
 from orchestrator.protocol.statements import SignedStatement
 from orchestrator.tlog.events import SignedEntry
 
-__all__ = ["OPERATIONS", "ROLE_OPERATIONS", "CustodianApi"]
+__all__ = ["OPERATIONS", "OPERATION_SCOPE", "ROLE_OPERATIONS", "CustodianApi"]
 
 #: Operation -> the roles that may call it.
 ROLE_OPERATIONS: Mapping[str, frozenset[str]] = {
@@ -52,6 +52,29 @@ ROLE_OPERATIONS: Mapping[str, frozenset[str]] = {
 }
 #: Every operation.
 OPERATIONS = frozenset(ROLE_OPERATIONS)
+
+#: Operation -> whose it is, checked against the caller's certificate once its
+#: role may call it (refused with 403 and ``access.denied`` otherwise; README,
+#: "Who may do what at a custodian"):
+#:
+#: ``own-nation``  an officer acts only for the custodian's own nation;
+#: ``own-site``    a site acts only for the site its certificate names;
+#: ``owner``       an officer of a nation among the object's owners;
+#: ``own-events``  an officer delivers only events in its own name (the
+#:                 orchestrator relays any: each is verified by its signature);
+#: ``any``         any caller of a role that may call it.
+OPERATION_SCOPE: Mapping[str, str] = {
+    "challenge": "any", "release": "own-site", "wrap": "own-site",
+    "decide": "any", "card": "any", "add_agreement": "any",
+    "accept": "own-events", "accept_allocation": "any",
+    "accept_dataset_share": "any", "cancel_job": "any",
+    "export_model_key": "any", "import_model_key": "any",
+    "approvals": "own-nation", "decide_approval": "own-nation",
+    "console_login": "own-nation", "standings": "any",
+    "accredit": "own-nation", "revoke_accreditation": "own-nation",
+    "accreditations": "any", "open_model_key": "owner",
+    "open_transferred_key": "own-nation", "witness": "any",
+}
 
 
 class CustodianApi(Custodian, Protocol):

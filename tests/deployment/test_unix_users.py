@@ -229,8 +229,14 @@ def test_the_officer_verifies_through_the_tiles_api(deployed: Deployed) -> None:
                        str(_pem(deployed, "log")),
                        str(deployed.state("orchestrator") /
                            "orchestrator/orchestrator.key"))
-    httpx.post(deployed.log_url + "/v1/checkpoint",
-               verify=_ca(_pem(deployed, "log")), trust_env=False)
+    # nobody but the operator makes the log sign a checkpoint ...
+    anonymous = httpx.post(deployed.log_url + "/v1/checkpoint",
+                           verify=_ca(_pem(deployed, "log")), trust_env=False)
+    assert anonymous.status_code in (404, 405)
+    # ... it publishes one on its own schedule once the log grew
+    from orchestrator.net.log_client import HttpLog
+
+    HttpLog(deployed.log_url, ca=_pem(deployed, "log")).publish()
     second = json.loads(deployed.cli("officer", *args).stdout)
     assert second["previous_trusted_size"] == first["checkpoint_size"]
     assert second["checkpoint_size"] > first["checkpoint_size"]
@@ -409,6 +415,34 @@ def test_the_officer_verifies_traces_and_proves_the_model(deployed: Deployed,
                    "--trust", str(offline / "trust.json"), "--require-cosigners",
                    "AUS,USA")
     assert "custody bundle verified" in proved.stdout, proved.stdout
+
+
+def test_another_nations_officer_cannot_accredit_revoke_or_open_at_aus(
+        deployed: Deployed, job: Job) -> None:
+    d = deployed
+    model_id = job.result["models"][0]  # type: ignore[index]
+    tls = d.state("officer-USA") / "officers/USA/tls"
+    answered = json.loads(d.python_as(
+        "officer-USA", CALL, d.custodians["AUS"], str(_pem(d, "nation-AUS")),
+        str(tls / "AUS.pem"), str(tls / "client.key"), "/v1/accreditations",
+        "/v1/accreditations/local/revoke", f"/v1/objects/{model_id}/open").stdout)
+    assert set(answered.values()) == {403}, answered
+    denied = [e["body"] for e in _entries(d, "access.denied")]
+    by_usa = {b["operation"] for b in denied  # type: ignore[index]
+              if b["peer"] == "spiffe://aus/officer/usa"}  # type: ignore[index]
+    assert {"accredit", "revoke_accreditation"} <= by_usa, denied
+    opens = [e["body"] for e in _entries(d, "model.open.denied")]
+    assert any(b["requester"] == "USA" and b["object_id"] == model_id  # type: ignore[index]
+               for b in opens), opens
+    # AUS's accreditation of the site stands
+    live = json.loads(d.python_as(
+        "site", CALL.replace("c.post(path, json={})", "c.get(path)").replace(
+            "out[path] = r.status_code", "out[path] = r.json()"),
+        d.custodians["AUS"], str(_pem(d, "nation-AUS")),
+        str(d.state("site") / "sites/local/tls/AUS.pem"),
+        str(d.state("site") / "sites/local/tls/client.key"),
+        "/v1/accreditations").stdout)["/v1/accreditations"]
+    assert live and all(a["revoked_at"] is None for a in live), live
 
 
 def test_no_plaintext_row_is_left_anywhere(deployed: Deployed, job: Job) -> None:

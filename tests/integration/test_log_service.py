@@ -102,6 +102,31 @@ def test_refused_writes_change_nothing(served: Served, case: str) -> None:
     assert served.operator.size() == before
 
 
+@pytest.mark.parametrize(("time", "fragment"), [
+    ("2001-01-01T00:00:00.000000Z", "behind the log's clock"),
+    ("2999-01-01T00:00:00.000000Z", "ahead of the log's clock"),
+])
+def test_an_event_out_of_the_stated_skew_is_refused(served: Served, time: str,
+                                                   fragment: str) -> None:
+    before = served.operator.size()
+    signed = SignedEvent.create(CustodyEvent.create(
+        "task.started", "site:local", {"job_id": "old"}, time=time), served.site)
+    answer = served.raw.post("/v1/entries", json=signed.to_json())
+    assert answer.status_code == 400
+    assert answer.json()["field"] == "event.time" and fragment in answer.json()[
+        "message"]
+    assert served.operator.size() == before
+    # within the skew (here four minutes behind) it is taken
+    from datetime import timedelta
+
+    from orchestrator.timeutil import system_clock
+
+    recent = (system_clock() - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    served.client.submit(SignedEvent.create(CustodyEvent.create(
+        "task.started", "site:local", {"job_id": "recent"}, time=recent), served.site))
+    assert served.operator.size() == before + 1
+
+
 def test_a_replay_is_409_and_changes_nothing(served: Served) -> None:
     signed = SignedEvent.create(CustodyEvent.create(
         "task.started", "site:local", {"n": 1}), served.site)
@@ -131,6 +156,19 @@ def test_oversized_bodies_are_413(served: Served) -> None:
     event = CustodyEvent.create("task.started", "site:local", {"x": "y" * 70_000})
     with pytest.raises(LedgerError, match="entry bundle"):
         served.client.append(event, served.site)
+
+
+def test_only_the_operator_publishes_checkpoints_on_its_schedule(
+        served: Served) -> None:
+    first = parse_note(served.client.publish()).checkpoint.size
+    assert served.raw.post("/v1/checkpoint").status_code in (404, 405)
+    assert parse_note(served.raw.get("/checkpoint").content).checkpoint.size == first
+    served.client.append(CustodyEvent.create("task.started", "site:local", {}),
+                         served.site)
+    started = time.monotonic()
+    later = served.client.publish()  # waits for the operator's next round
+    assert parse_note(later).checkpoint.size == first + 1
+    assert time.monotonic() - started < 10
 
 
 def test_tiles_entries_and_proofs_rebuild_the_checkpointed_tree(
