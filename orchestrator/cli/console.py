@@ -46,6 +46,9 @@ def serve(
         "off loopback).")] = None,
     tls_key: Annotated[Path | None, typer.Option(
         "--tls-key", help="PEM private key of --tls-cert.")] = None,
+    client_ca: Annotated[Path | None, typer.Option(
+        "--client-ca", help="mutual TLS: require a client certificate from this "
+        "CA (the nation's, PEM) naming the nation's own officer")] = None,
     state_dir: StateOpt = None,
 ) -> None:
     """Serve one nation's officer console until interrupted (Ctrl-C).
@@ -55,7 +58,9 @@ def serve(
     loopback host, or serve HTTPS (``--tls-cert``/``--tls-key``) and pass
     ``--origin`` if browsers reach it by another name. A non-loopback address
     without TLS is refused (exit 2): approvals and sessions would cross the
-    network in clear.
+    network in clear. With ``--client-ca`` (and HTTPS) only a client
+    certificate of the nation's own officer gets in
+    (:mod:`orchestrator.officer.console.mtls`).
     """
     import uvicorn
 
@@ -66,7 +71,10 @@ def serve(
         raise ConfigError(f"port must be 1-65535, got {port}", field="--port")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together", field="--tls-cert")
-    for given in (tls_cert, tls_key):
+    if client_ca is not None and tls_cert is None:
+        raise ConfigError("--client-ca needs --tls-cert and --tls-key (mutual TLS)",
+                          field="--client-ca")
+    for given in (tls_cert, tls_key, client_ca):
         if given is not None and not given.is_file():
             raise ConfigError("no such file", source=str(given))
     if tls_cert is None and not _loopback(host):
@@ -80,8 +88,18 @@ def serve(
     deployment = deployment_of(state_dir)
     web = create_app(deployment.officer_connect(code)(code), deployment.log(), code,
                      origin=site)
-    console.print(f"{code} officer console at {site}/ (Ctrl-C stops)",
+    console.print(f"{code} officer console at {site}/ (Ctrl-C stops)"
+                  + (" (mutual TLS: officer certificates only)" if client_ca else ""),
                   highlight=False, soft_wrap=True)
+    if client_ca is not None and tls_cert is not None and tls_key is not None:
+        from orchestrator.net.service import serve as serve_tls
+        from orchestrator.net.tls import server_context
+        from orchestrator.officer.console.mtls import OfficerOnly
+
+        web.add_middleware(OfficerOnly, nation=code)
+        serve_tls(web, host=host, port=port,
+                  context=server_context(tls_cert, tls_key, client_ca))
+        return
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False,
                 server_header=False,
                 ssl_certfile=str(tls_cert) if tls_cert else None,
