@@ -282,8 +282,10 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
             lines = await run_in_threadpool(custodian.witness, body)
         except WitnessRefusal as exc:
             if exc.status == 409 and exc.size is not None:
-                return PlainTextResponse(f"{exc.size}\n", status_code=409,
-                                         media_type=SIZE_MEDIA_TYPE)
+                # exactly text/x.tlog.size, no charset parameter (tlog-witness;
+                # clients compare the header byte for byte)
+                return Response(f"{exc.size}\n".encode("ascii"), status_code=409,
+                                headers={"Content-Type": SIZE_MEDIA_TYPE})
             return PlainTextResponse(exc.message + "\n", status_code=exc.status)
         return PlainTextResponse(lines.decode("utf-8"),
                                  media_type="text/plain; charset=utf-8")

@@ -19,6 +19,7 @@ by the log (fork, rollback, bad proof) is kept as evidence in
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import time
 import uuid
@@ -30,6 +31,7 @@ from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import SigningKey, atomic_write_bytes
 from orchestrator.errors import ConfigError
 from orchestrator.tlog.checkpoint import (
+    Checkpoint,
     CheckpointError,
     cosign,
     parse_note,
@@ -46,7 +48,23 @@ from orchestrator.tlog.witness import (
 )
 from orchestrator.tlog.witness_api import WitnessRefusal, parse_add_checkpoint
 
-__all__ = ["NationWitness"]
+__all__ = ["EMPTY_ROOT", "NationWitness"]
+
+#: Root hash of the empty Merkle tree (RFC 9162, section 2.1.1).
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def _checkpoint_text_ok(note: bytes) -> bool:
+    """Whether the text of ``note`` (before its last blank line) is a
+    well-formed checkpoint, whatever its signature lines."""
+    text, sep, _ = note.rpartition(b"\n\n")
+    if not sep:
+        return False
+    try:
+        Checkpoint.from_body(text + b"\n")
+    except (CheckpointError, ValueError):
+        return False
+    return True
 
 
 class NationWitness:
@@ -141,6 +159,12 @@ class NationWitness:
         try:
             parsed = parse_note(request.note)
         except CheckpointError as exc:
+            if _checkpoint_text_ok(request.note):
+                # the checkpoint is well-formed, its signature lines are not (a
+                # second line of the log's key, ...): a signature failure
+                # (signed-note: reject the whole note), not a malformed request
+                raise WitnessRefusal(403, f"signature lines refused: "
+                                          f"{exc.message}") from exc
             raise WitnessRefusal(400, f"malformed checkpoint: {exc.message}") from exc
         presented = parsed.checkpoint
         log = self._logs.get(presented.origin)
@@ -154,6 +178,11 @@ class NationWitness:
         if request.old_size > presented.size:
             raise WitnessRefusal(400, f"old size {request.old_size} is above the "
                                       f"checkpoint size {presented.size}")
+        if presented.size == 0 and presented.root != EMPTY_ROOT:
+            # RFC 9162 2.1.1: the empty tree's hash is SHA-256 of nothing; any
+            # other root at size 0 is not a tree (and would wedge this witness)
+            raise WitnessRefusal(422, "a checkpoint of size 0 must have the empty "
+                                      "tree's root hash")
         with self._locked():
             states = self._states()
             current = states.get(presented.origin)
@@ -165,8 +194,10 @@ class NationWitness:
                 try:
                     check_extends(current, presented, request.note, request.proof)
                 except SplitViewError as exc:
+                    # same size, another root: 409 *without* a size body, so no
+                    # client takes a fork for a stale size (tlog-witness)
                     self._evidence(exc)
-                    raise WitnessRefusal(409, exc.message, size=stored) from exc
+                    raise WitnessRefusal(409, exc.message) from exc
                 except WitnessError as exc:
                     self._evidence(exc)
                     status = 422 if isinstance(exc, ConsistencyError) else 409

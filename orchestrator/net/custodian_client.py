@@ -359,7 +359,7 @@ class HttpCustodian:
             return response.content
         size = None
         if response.status_code == 409 and response.headers.get(
-                "content-type", "").startswith(SIZE_MEDIA_TYPE):
+                "content-type", "") == SIZE_MEDIA_TYPE:  # exactly (tlog-witness)
             try:
                 size = int(response.text.strip())
             except ValueError:
