@@ -22,10 +22,9 @@ Writes and the rest (JSON unless stated):
 * ``GET /v1/proof/consistency?old=M&new=N`` and ``GET
   /v1/proof/inclusion?index=I&size=N``: RFC 9162 proofs, one base64 hash per
   line (``text/plain``), as in tlog-witness and tlog-proof.
-* ``GET /v1/entries?kind=K&<key>=<value>...``: entries whose body matches, as
-  ``[{"seq", "leaf"}]`` (base64 leaves: a convenience query; every answer is
-  checkable against the tiles); ``GET /v1/entries/<seq>``; ``GET /v1/actors``;
-  ``GET /v1/health``.
+* ``GET /v1/health``: origin, verifier key, size. There is no query API:
+  what any reader gets is what C2SP tlog-tiles serves (parties read entries
+  through the entry bundles, :class:`~orchestrator.net.log_client.HttpLog`).
 
 Clients authenticate the service by its certificate; writes are authenticated
 by the actors' signatures, so no client certificate is needed.
@@ -35,13 +34,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi import Body, FastAPI, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from orchestrator.canonical import b64e
@@ -55,7 +53,6 @@ from orchestrator.tlog.tiles import parse_tile_path
 __all__ = ["create_app"]
 
 JsonBody = Annotated[Any, Body()]
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -169,26 +166,6 @@ def create_app(operator: LogOperator, *, max_skew_s: float = MAX_SKEW_S,
                   size: Annotated[int, Query()]) -> Response:
         return PlainTextResponse(_lines(operator.inclusion_proof(index, size)),
                                  media_type=_TEXT)
-
-    @app.get("/v1/entries")
-    def find(request: Request) -> list[dict[str, Any]]:
-        params = dict(request.query_params)
-        kind = params.pop("kind", None)
-        for key in params:
-            if not _KEY.match(key):
-                raise ConfigError(f"query key {key!r} is not an identifier",
-                                  field=key)
-        return [{"seq": e.seq, "leaf": b64e(e.leaf_bytes())}
-                for e in operator.find(kind, **params)]
-
-    @app.get("/v1/entries/{seq}")
-    def get(seq: int) -> dict[str, Any]:
-        entry = operator.get(seq)
-        return {"seq": entry.seq, "leaf": b64e(entry.leaf_bytes())}
-
-    @app.get("/v1/actors")
-    def actors() -> dict[str, str]:
-        return operator.actors()
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:

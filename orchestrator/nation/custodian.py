@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orchestrator.errors import SovereignError
 from orchestrator.nation import decide as _decide
 from orchestrator.nation import deliveries, release, steward, transfer_keys
 from orchestrator.nation.approvals import accept_decision, approval_requests
@@ -186,6 +187,16 @@ class LocalCustodian:
     def import_model_key(self, sealed: dict[str, Any]) -> dict[str, Any]:
         """See :func:`orchestrator.nation.transfer_keys.import_model_key`."""
         return transfer_keys.import_model_key(self.ctx, sealed)
+
+    def owners_of(self, object_id: str) -> frozenset[str] | None:
+        """The owners of a model this custodian keyed (``None``: none such)."""
+        from orchestrator.labels import Label
+
+        try:
+            record = self.ctx.store.object(object_id)
+        except SovereignError:
+            return None
+        return frozenset(Label.from_json(record.label, derived=True).owners)
 
     def open_model_key(self, object_id: str, *, requester: str | None = None
                        ) -> bytes:

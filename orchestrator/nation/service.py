@@ -263,8 +263,12 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
     @app.post("/v1/objects/{object_id}/open")
     def open_model(request: Request, object_id: str) -> dict[str, Any]:
         peer = allow(request, "open_model_key")
-        return {"dek": b64e(custodian.open_model_key(
-            object_id, requester=peer.name.upper()))}
+        requester = peer.name.upper()
+        owners = custodian.owners_of(object_id)
+        if owners is not None and requester not in owners:
+            refuse(peer, "open_model_key", f"the officer of {requester} is not an "
+                   f"owner of {object_id} (owners: {', '.join(sorted(owners))})")
+        return {"dek": b64e(custodian.open_model_key(object_id, requester=requester))}
 
     @app.post("/v1/transfers/{transfer_id}/open")
     def open_transfer(request: Request, transfer_id: str,

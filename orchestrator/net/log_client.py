@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.errors import LedgerError, SovereignError
+from orchestrator.errors import LedgerError, NotFound, SovereignError
 from orchestrator.net.tls import client_context
 from orchestrator.protocol.log import SignedEvent
 from orchestrator.protocol.wire import error_from
@@ -189,19 +189,24 @@ class HttpLog:
         return int(self.health()["size"])
 
     def get(self, seq: int) -> SignedEntry:
-        """Entry ``seq`` (``NotFound`` if there is none)."""
-        return self._entry(self._json("GET", f"/v1/entries/{int(seq)}"))
+        """Entry ``seq``, read from its C2SP tlog-tiles entry bundle.
+
+        Raises
+        ------
+        NotFound
+            If the log has no entry ``seq`` yet.
+        """
+        size = self.size()
+        if not 0 <= int(seq) < size:
+            raise NotFound(f"the custody log has no entry {seq} (size {size})",
+                           source=self.url)
+        return next(self.entries(int(seq), int(seq) + 1))
 
     def find(self, kind: str | None = None, **body_matches: str) -> list[SignedEntry]:
-        """Entries of ``kind`` whose body has every ``key=value``, in log order."""
-        params = dict(body_matches)
-        if kind is not None:
-            params["kind"] = kind
-        data = self._json("GET", "/v1/entries", params=params)
-        if not isinstance(data, list):
-            raise self._unavailable("sent a malformed entry list")
-        found = [self._entry(item) for item in data]
-        return [e for e in found if (kind is None or e.event.kind == kind)
+        """Entries of ``kind`` whose body has every ``key=value``, in log order,
+        read through the entry bundles (the log serves no query API: what any
+        reader gets is what C2SP tlog-tiles serves)."""
+        return [e for e in self.entries() if (kind is None or e.event.kind == kind)
                 and all(e.event.body.get(k) == v for k, v in body_matches.items())]
 
     def checkpoint(self) -> bytes:

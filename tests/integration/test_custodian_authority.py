@@ -183,10 +183,11 @@ def test_every_refusal_is_on_the_record_naming_the_certificate(
     assert "spiffe://aus/officer/gbr" in peers and "spiffe://aus/officer/usa" in peers
     gbr = {b["operation"] for b in denied if b["peer"] == "spiffe://aus/officer/gbr"}
     assert {"accredit", "revoke_accreditation", "approvals"} <= gbr
-    # the open by another nation's officer is refused and recorded as such
-    refusals = [e.event.body for e in log.find("model.open.denied")
-                if e.event.body.get("object_id") == served.model_id]
-    assert {r["requester"] for r in refusals} == {"GBR", "USA"}
+    # the open by another nation's officer is refused before any key is
+    # touched, and recorded naming its certificate
+    opens = {b["peer"] for b in denied if b["operation"] == "open_model_key"
+             and b["peer"].startswith("spiffe://aus/officer/")}
+    assert opens == {"spiffe://aus/officer/gbr", "spiffe://aus/officer/usa"}
     opened = [e.event.body for e in log.find("model.opened")]
     assert [o["requester"] for o in opened] == ["AUS"]
 
