@@ -52,16 +52,19 @@ def ca_of(path: Path) -> bytes:
         If it is neither, or the card does not verify (file named).
     """
     from orchestrator.errors import NotFound
-    from orchestrator.protocol.cards import read_card, read_nation_card
+    from orchestrator.protocol.cards import (
+        is_nation_card,
+        load_card_json,
+        read_card,
+        read_nation_card,
+    )
 
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise NotFound("no such file", source=str(path)) from exc
     if data.lstrip().startswith(b"{"):
-        doc = json.loads(data) if data.strip() else {}
-        statement = doc.get("statement") if isinstance(doc, dict) else None
-        if isinstance(statement, dict) and statement.get("type") == "nation-card/v1":
+        if is_nation_card(load_card_json(path)):
             return read_nation_card(path)[0].ca_pem.encode("ascii")
         return str(read_card(path, expect="log").extra["ca_pem"]).encode("ascii")
     if b"-----BEGIN CERTIFICATE-----" not in data:

@@ -42,6 +42,8 @@ from orchestrator.nation.pki import issue_client
 from orchestrator.officer.trust import TrustConfig
 from orchestrator.protocol.cards import (
     PartyCard,
+    is_nation_card,
+    load_card_json,
     pin_card_key,
     read_card,
     read_nation_card,
@@ -69,9 +71,7 @@ _ROLES = {"orchestrator": ("orchestrator", "submit"), "log": ("log", "custody")}
 
 
 def _any_card(path: Path) -> PartyCard | NationCard:
-    doc = json.loads(path.read_bytes()) if path.is_file() else None
-    statement = doc.get("statement") if isinstance(doc, dict) else None
-    if isinstance(statement, dict) and statement.get("type") == "nation-card/v1":
+    if is_nation_card(load_card_json(path)):
         return read_nation_card(path)[0]
     return read_card(path)
 

@@ -59,8 +59,9 @@ from orchestrator.protocol.statements import (
 from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.tlog.events import event_signing_input
 
-__all__ = ["CARD_TYPE", "PARTIES", "PartyCard", "card_file_name", "pin_card_key",
-           "read_card", "read_nation_card", "write_card"]
+__all__ = ["CARD_TYPE", "PARTIES", "PartyCard", "card_file_name", "is_nation_card",
+           "load_card_json", "pin_card_key", "read_card", "read_nation_card",
+           "write_card"]
 
 #: The statement type of a non-nation party's card.
 CARD_TYPE = "party-card/v1"
@@ -244,7 +245,16 @@ def write_card(path: Path, doc: Mapping[str, Any]) -> Path:
     return path
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_card_json(path: Path) -> dict[str, Any]:
+    """The JSON object in the card file at ``path``, not yet verified.
+
+    Raises
+    ------
+    NotFound
+        If there is no such file.
+    ConfigError
+        If it cannot be read, is not JSON or not an object (file named).
+    """
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError as exc:
@@ -270,7 +280,13 @@ def read_card(path: Path, *, expect: str | None = None) -> PartyCard:
     IntegrityError
         See :meth:`PartyCard.verify`.
     """
-    return PartyCard.verify(_load(path), source=str(path), expect=expect)
+    return PartyCard.verify(load_card_json(path), source=str(path), expect=expect)
+
+
+def is_nation_card(doc: dict[str, Any]) -> bool:
+    """Whether a card file's JSON holds a ``nation-card/v1`` statement."""
+    statement = doc.get("statement")
+    return isinstance(statement, dict) and statement.get("type") == "nation-card/v1"
 
 
 def read_nation_card(path: Path, *, expect: str | None = None
@@ -285,7 +301,7 @@ def read_nation_card(path: Path, *, expect: str | None = None
         A bad card (another nation than ``expect``, a bad signature, a party
         card instead) or an enrollment for another key.
     """
-    doc = _load(path)
+    doc = load_card_json(path)
     statement = doc.get("statement")
     kind = statement.get("type") if isinstance(statement, dict) else None
     if kind != "nation-card/v1":

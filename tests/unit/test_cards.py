@@ -186,3 +186,17 @@ def test_the_site_takes_only_the_orchestrators_public_channel_key(
 def test_a_party_card_is_made_only_for_known_parties() -> None:
     with pytest.raises(ConfigError, match="unknown party"):
         PartyCard.create("custodian", "custodian:AUS", SigningKey.generate(), b"")
+
+
+@pytest.mark.parametrize("text", ['{"statement": ', "[1, 2]", "\xff"])
+def test_a_card_file_that_is_not_a_json_object_names_the_file(
+        tmp_path: Path, cards: dict[str, Any], text: str) -> None:
+    from orchestrator.cli._common import ca_of
+
+    bad = tmp_path / "bad.card.json"
+    bad.write_bytes(text.encode("latin-1"))
+    for read in (ca_of, lambda p: handover.nation_import(
+            cards["state"]("AUS"), "AUS", p)):
+        with pytest.raises(ConfigError) as err:
+            read(bad)
+        assert err.value.source == str(bad)
