@@ -30,7 +30,7 @@ from orchestrator.cli._common import (
     state_of,
 )
 from orchestrator.crypto import atomic_write_bytes
-from orchestrator.errors import ConfigError, NotFound
+from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
 from orchestrator.net.custodian_client import NationEntry
 from orchestrator.net.directory import (
@@ -161,14 +161,9 @@ def register(
 
 
 def _copy_pem(source: Path, target: Path) -> None:
-    try:
-        data = source.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFound("no such file", source=str(source)) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", source=str(source)) from exc
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ConfigError("not a PEM certificate", source=str(source))
+    from orchestrator.embedded.handover import read_certificate_pem
+
+    data = read_certificate_pem(source)
     if source.resolve() != target.resolve():
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write_bytes(target, data, mode=0o644)

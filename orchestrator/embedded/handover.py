@@ -57,11 +57,21 @@ from orchestrator.tlog.events import SignedEntry
 from orchestrator.tlog.names import witness_key_name
 from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
 
-__all__ = ["log_enroll", "log_install_cert", "nation_accredit", "nation_import",
-           "nation_issue", "officer_install_cert", "officer_trust",
-           "orchestrator_add_nation", "orchestrator_register_dataset",
-           "orchestrator_register_site", "site_install",
-           "site_trust_orchestrator"]
+__all__ = [
+    "log_enroll",
+    "log_install_cert",
+    "nation_accredit",
+    "nation_import",
+    "nation_issue",
+    "officer_install_cert",
+    "officer_trust",
+    "orchestrator_add_nation",
+    "orchestrator_register_dataset",
+    "orchestrator_register_site",
+    "read_certificate_pem",
+    "site_install",
+    "site_trust_orchestrator",
+]
 
 #: Each importing party's record of the keys it imported (actor -> key id).
 PINS = "imported-cards.json"
@@ -76,7 +86,16 @@ def _any_card(path: Path) -> PartyCard | NationCard:
     return read_card(path)
 
 
-def _read_pem(path: Path, what: str) -> bytes:
+def read_certificate_pem(path: Path, what: str = "certificate") -> bytes:
+    """The PEM certificate(s) in another party's file at ``path``.
+
+    Raises
+    ------
+    NotFound
+        If there is no such file.
+    ConfigError
+        If it cannot be read or holds no PEM certificate (file named).
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -125,7 +144,7 @@ def log_install_cert(state: StateDir, nation: str, path: Path) -> Path:
         If it is not for the operator's client key.
     """
     client = LogState(state.log_dir).ensure().client_dir
-    pem = _read_pem(path, "certificate")
+    pem = read_certificate_pem(path)
     check_certifies_key(pem, (client / "client.key").read_bytes())
     target = client / f"{nation}.pem"
     atomic_write_bytes(target, pem, mode=0o644)
@@ -392,7 +411,7 @@ def officer_install_cert(state: StateDir, code: str, nation: str, path: Path) ->
         If it is not for the officer's TLS key.
     """
     officer = Deployment(state).officer(code)
-    pem = _read_pem(path, "certificate")
+    pem = read_certificate_pem(path)
     check_certifies_key(pem, officer.tls_key.read_bytes())
     officer.keep_client_cert(pem, nation)
     return officer.client_cert(nation)
