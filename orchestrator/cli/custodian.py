@@ -104,6 +104,10 @@ def serve_command(
         # a nation initialised alone logs its keys on first serving (enrolled by
         # the log operator from its card by then)
         custodian.ctx.record("nation.initialized", nation_initialized_body(state))
+    if remote is not None:
+        from orchestrator.nation.admissions import sync_admissions
+
+        sync_admissions(custodian.ctx)  # the keys it admitted while offline
     console.print(f"custodian {code} serving on https://{host}:{port} (mTLS)",
                   highlight=False)
     serve(create_app(custodian), host=host, port=port, context=server_context(state),

@@ -149,6 +149,9 @@ def verify(
             help="nations whose witness cosignatures are required, e.g. AUS,GBR"
         ),
     ] = "",
+    require_anchored: Annotated[bool, typer.Option(
+        "--require-anchored", help="refuse entries of actors whose key no pinned "
+        "custodian admitted (default: name them in a warning)")] = False,
     log_url: LogUrlOpt = None,
     log_ca: LogCaOpt = None,
 ) -> None:
@@ -162,6 +165,7 @@ def verify(
             require_cosigners=required,
             officer=parse_nation(as_nation, field="--as") if as_nation else None,
             log=remote_log(log_url, log_ca),
+            require_anchored=require_anchored,
         )
     except WitnessError as exc:
         _evidence(exc)
@@ -177,11 +181,13 @@ def verify(
                 "previous_trusted_size": result.previous_size,
                 "cosigners": list(result.cosigners),
                 "kinds": dict(report.kinds),
+                "unanchored": result.unanchored,
             }
         )
         return
     since = (
-        "first use"
+        "[bold yellow]FIRST USE: no trusted checkpoint, the log is trusted as "
+        "presented[/]"
         if result.previous_size is None
         else f"consistent with trusted size {result.previous_size}"
     )
@@ -191,6 +197,12 @@ def verify(
         f"{', '.join(result.cosigners) or 'nobody'}; "
         + ", ".join(f"{k} {n}" for k, n in sorted(report.kinds.items()))
     )
+    if result.unanchored:
+        console.print("[bold yellow]WARNING[/]: entries of actors whose key no pinned "
+                      "custodian admitted (they may be the log operator's own): "
+                      + ", ".join(f"{a} from entry {i}"
+                                  for a, i in result.unanchored.items()),
+                      highlight=False)
 
 
 @app.command("trace")

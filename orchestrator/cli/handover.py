@@ -27,8 +27,9 @@ from orchestrator.cli._common import StateOpt, console, handle_errors, state_of
 from orchestrator.cli.log import app as log_app
 from orchestrator.cli.nation import app as nation_app
 from orchestrator.cli.sites import site_app
-from orchestrator.embedded import handover, standalone
+from orchestrator.embedded import handover, officer_handover, standalone
 from orchestrator.labels import parse_nation
+from orchestrator.officer.trust import TrustConfig
 from orchestrator.site.identity import SiteState
 
 officer_app = typer.Typer(no_args_is_help=True,
@@ -63,11 +64,22 @@ def officer_trust(
     log_card: Annotated[Path, typer.Option("--log-card", help="the log's card")],
     nation_card: Annotated[list[Path], typer.Option(
         "--nation-card", help="a witnessing nation's card (repeatable)")],
+    replace_log_key: Annotated[bool, typer.Option(
+        "--replace-log-key", help="re-pin a log whose key changed (a new log: its "
+        "history is not checked against the old one's)")] = False,
     state_dir: StateOpt = None,
 ) -> None:
-    """(Officer) pin the log's key and each nation's witness key in trust.json."""
-    trust = handover.officer_trust(state_of(state_dir), _nation(code), log_card,
-                                   list(nation_card))
+    """(Officer) pin the log's key and each nation's witness key in trust.json.
+    A log key other than the pinned one is refused without --replace-log-key."""
+    before = TrustConfig.load(state_of(state_dir).officer_dir(_nation(code))
+                              / "trust.json").log_vkey
+    trust = officer_handover.officer_trust(state_of(state_dir), _nation(code), log_card,
+                                   list(nation_card), replace_log_key=replace_log_key)
+    if before and before != trust.log_vkey:
+        console.print(f"[bold red]WARNING[/]: the pinned log key changed from "
+                      f"{before} to {trust.log_vkey} (recorded in "
+                      "trust-changes.jsonl); the new log is verified from first use",
+                      highlight=False)
     console.print(f"trust.json pins log {trust.log_vkey} and witnesses "
                   f"{', '.join(sorted(trust.witnesses))}", highlight=False)
 
@@ -81,7 +93,7 @@ def officer_install_cert(
     state_dir: StateOpt = None,
 ) -> None:
     """(Officer) keep the client certificate a nation issued from its card."""
-    path = handover.officer_install_cert(state_of(state_dir), _nation(code),
+    path = officer_handover.officer_install_cert(state_of(state_dir), _nation(code),
                                          _nation(nation, "--nation"), cert)
     console.print(f"kept {path}", highlight=False)
 

@@ -143,6 +143,30 @@ def site_revoke(
     console.print(f"revoked {', '.join(ids)}")
 
 
+@site_app.command("reconcile")
+@handle_errors
+def site_reconcile(
+    nation: Annotated[str, typer.Option("--by", help="accrediting nation")],
+    log_url: LogUrlOpt = None,
+    log_ca: LogCaOpt = None,
+    state_dir: StateOpt = None,
+) -> None:
+    """(Nation operator) after an integrity refusal of the accreditation state:
+    re-derive every accreditation's state from the custodian's signed journal,
+    re-sign the rows and log the repair; releases resume."""
+    from orchestrator.embedded import Deployment
+    from orchestrator.labels import parse_nation
+    from orchestrator.nation.custodian import LocalCustodian
+
+    deployment = Deployment(state_of(state_dir))
+    nation_state = deployment.nation(parse_nation(nation, field="--by")).require()
+    custodian = LocalCustodian(nation_state,
+                               remote_log(log_url, log_ca) or deployment.log())
+    fixed = custodian.ctx.reconcile_accreditations()
+    console.print(f"reconciled {', '.join(fixed)} from the journal" if fixed else
+                  "accreditation state agrees with the journal; nothing changed")
+
+
 @site_app.command("list")
 @handle_errors
 def site_list(state_dir: StateOpt = None, json_out: JsonOpt = False) -> None:

@@ -19,8 +19,8 @@ a site                    accreditations (:func:`site_install`), the
                           orchestrator's card (:func:`site_trust_orchestrator`)
 the orchestrator          nation cards (:func:`orchestrator_add_nation`), site
                           cards (:func:`orchestrator_register_site`)
-an officer                its trust roots (:func:`officer_trust`), certificates
-                          (:func:`officer_install_cert`)
+an officer                its trust roots and certificates
+                          (:mod:`orchestrator.embedded.officer_handover`)
 ========================  =====================================================
 """
 
@@ -39,7 +39,6 @@ from orchestrator.errors import ConfigError, IntegrityError, NotFound
 from orchestrator.log.operator import LogOperator, LogState
 from orchestrator.nation.custodian import LocalCustodian
 from orchestrator.nation.pki import issue_client
-from orchestrator.officer.trust import TrustConfig
 from orchestrator.protocol.cards import (
     PartyCard,
     is_nation_card,
@@ -54,8 +53,6 @@ from orchestrator.site.identity import SiteState
 from orchestrator.submit.registry import NationRecord, SealedObjectRecord, SiteRecord
 from orchestrator.timeutil import system_clock
 from orchestrator.tlog.events import SignedEntry
-from orchestrator.tlog.names import witness_key_name
-from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
 
 __all__ = [
     "log_enroll",
@@ -63,8 +60,6 @@ __all__ = [
     "nation_accredit",
     "nation_import",
     "nation_issue",
-    "officer_install_cert",
-    "officer_trust",
     "orchestrator_add_nation",
     "orchestrator_register_dataset",
     "orchestrator_register_site",
@@ -195,6 +190,8 @@ def nation_issue(state: StateDir, code: str, path: Path, out: Path) -> PartyCard
     role, name = (("officer", card.nation.lower()) if card.party == "officer"
                   else _ROLES[card.party])
     pin_card_key(nation.root / PINS, card.actor, card.public_key, str(path))
+    if card.party == "orchestrator":  # logged as actor.admitted on next serving
+        nation.admit(card.actor, card.public_key)
     atomic_write_bytes(out, issue_client(nation, card.csr_pem, role=role, name=name),
                        mode=0o644)
     return card
@@ -369,49 +366,3 @@ def orchestrator_register_dataset(state: StateDir, descriptor_path: Path,
     descriptor = DatasetDescriptor.from_json(doc, source=str(descriptor_path))
     return registration.register_dataset(Deployment(state).orchestrator(),
                                          descriptor, sealed_path)
-
-
-# -- at an officer --------------------------------------------------------------------
-
-def officer_trust(state: StateDir, code: str, log_card: Path,
-                  nation_cards: list[Path]) -> TrustConfig:
-    """Nation ``code``'s officer pins the log's verifier key and each nation's
-    witness key (from their cards) in its ``trust.json``.
-
-    Raises
-    ------
-    IntegrityError
-        A bad card, or a key other than one pinned before.
-    """
-    officer = Deployment(state).officer(code)
-    officer.key()  # initialised here (NotFound otherwise)
-    log = read_card(log_card, expect="log")
-    pin_card_key(officer.root / PINS, "log", log.public_key, str(log_card))
-    path = officer.root / "trust.json"
-    trust = TrustConfig.load(path)
-    trust.log_vkey = str(log.extra["vkey"])
-    for card_path in nation_cards:
-        card, _ = read_nation_card(card_path)
-        pin_card_key(officer.root / PINS, f"custodian:{card.code}",
-                     card.custodian_public, str(card_path))
-        trust.witnesses[card.code] = NoteVerifier(
-            witness_key_name(card.code), card.custodian_public,
-            ALG_COSIGNATURE_V1).vkey()
-    trust.check(source=str(path))
-    trust.save(path)
-    return trust
-
-
-def officer_install_cert(state: StateDir, code: str, nation: str, path: Path) -> Path:
-    """Keep the client certificate ``nation`` issued nation ``code``'s officer.
-
-    Raises
-    ------
-    IntegrityError
-        If it is not for the officer's TLS key.
-    """
-    officer = Deployment(state).officer(code)
-    pem = read_certificate_pem(path)
-    check_certifies_key(pem, officer.tls_key.read_bytes())
-    officer.keep_client_cert(pem, nation)
-    return officer.client_cert(nation)

@@ -8,6 +8,7 @@ collects cosignatures. These are what the CLI calls in the embedded default.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -232,7 +233,8 @@ def witness(state: StateDir, nation: str, *, url: str | None = None,
 
 def verify_custody(state: StateDir, *, officer: str | None = None,
                    require_cosigners: tuple[str, ...] = (),
-                   log: HttpLog | None = None) -> CustodyVerification:
+                   log: HttpLog | None = None,
+                   require_anchored: bool = False) -> CustodyVerification:
     """``officer``'s officer (default: the first nation's) verifies the log
     through its read API (the service ``log`` reaches, else the embedded log),
     with its own pinned keys and last checkpoint: it reads only its own
@@ -242,7 +244,8 @@ def verify_custody(state: StateDir, *, officer: str | None = None,
     if not nation:
         raise ConfigError("no officer here (sovereign nation init ...)")
     return officer_verify(deployment.officer(nation), log or deployment.log(),
-                          require_cosigners=require_cosigners)
+                          require_cosigners=require_cosigners,
+                          require_anchored=require_anchored)
 
 
 def trace_model(state: StateDir, model_id: str, *, log: HttpLog | None = None
@@ -279,12 +282,22 @@ def render_nation_report(state: StateDir, nation: str) -> str:
             from orchestrator.officer.identity import OfficerState
 
             copy = OfficerState(Path(scratch), nation)
+            trusted = officer.root / "checkpoint.json"
+            if trusted.exists():  # from the officer's trusted checkpoint, as verify
+                shutil.copyfile(trusted, copy.root / "checkpoint.json")
             result = officer_verify(copy, log, trust=trust)
         note = log.checkpoint().decode("utf-8")
         cosigned = ", ".join(result.cosigners) or "nobody"
         status = (f"custody log verified: {result.report.size} entries, signatures "
                   f"and hash chain valid; checkpoint size {result.checkpoint_size} "
                   f"root matches; cosigned by {cosigned}")
+        if result.unanchored:
+            status += ("; WARNING: entries of actors no pinned custodian admitted: "
+                       + ", ".join(f"{a} (from entry {i})"
+                                   for a, i in result.unanchored.items()))
+        if result.previous_size is None:
+            status += ("; FIRST USE: this officer had no trusted checkpoint "
+                       "(run sovereign custody verify to keep one)")
         ok, cosigners, size = True, list(result.cosigners), result.checkpoint_size
     except SovereignError as exc:
         ok, status, note, cosigners, size = (

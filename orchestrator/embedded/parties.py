@@ -20,6 +20,7 @@ from orchestrator.embedded.layout import StateDir
 from orchestrator.errors import AlreadyExists, ConfigError, NotFound
 from orchestrator.labels import Classification
 from orchestrator.nation import steward
+from orchestrator.nation.admissions import sync_admissions
 from orchestrator.nation.identity import init_nation as init_nation_dir
 from orchestrator.nation.identity import nation_initialized_body
 from orchestrator.nation.pkcs11_keystore import Pkcs11Config
@@ -34,6 +35,7 @@ from orchestrator.protocol.log import SignedEvent
 from orchestrator.protocol.parties import Accreditation, NationCard, enrollment
 from orchestrator.site.identity import SiteState, init_site
 from orchestrator.submit import registration
+from orchestrator.submit.context import ORCHESTRATOR_ACTOR
 from orchestrator.submit.registry import NationRecord, SealedObjectRecord, SiteRecord
 from orchestrator.submit.siteconfig import SiteStartedProviderSection, load_site_config
 from orchestrator.timeutil import system_clock
@@ -80,10 +82,10 @@ def init_nation(state: StateDir, code: str, *,
     if nation.exists():
         raise AlreadyExists(f"nation {code} is already initialised",
                             source=str(nation.root))
+    log = deployment.log()  # a log that lost its key stops here, before any file
     init_nation_dir(nation, pkcs11=pkcs11)
     officer = init_officer(state.officer_dir(code), code)
     nation.pin_officer(officer.public_key())
-    log = deployment.log()
     log.enroll(enrollment(nation.actor, nation.keys.custodian_signer()))
     _enroll(deployment, officer.root / "enrollment.json")
     nation.pin_log(log.vkey)
@@ -91,6 +93,8 @@ def init_nation(state: StateDir, code: str, *,
     custodian = deployment.custodian(code)
     custodian.ctx.record("nation.initialized", nation_initialized_body(nation))
     orch = deployment.orchestrator()
+    nation.admit(ORCHESTRATOR_ACTOR, orch.signer.public_bytes())
+    sync_admissions(custodian.ctx)
     record = registration.register_nation(orch, card)
     atomic_write_bytes(orch.client_cert(code),
                        issue_client(nation, orch.csr.read_bytes(),
@@ -115,7 +119,7 @@ def init_nation(state: StateDir, code: str, *,
     for officer_nation in state.nations():  # every officer pins the new witness
         trust_path = state.officer_dir(officer_nation) / "trust.json"
         trust = TrustConfig.load(trust_path)
-        trust.log_vkey = log.vkey
+        trust.log_vkey = trust.log_vkey or log.vkey  # never re-pinned as a side effect
         for other in state.nations():
             trust.witnesses[other] = _witness_vkey(deployment.nation(other).card())
         trust.save(trust_path)

@@ -60,7 +60,7 @@ def init_log_alone(state: StateDir, out: Path, *, storage: str | None = None,
         If a log is initialised in this state directory.
     """
     log_state = LogState(state.log_dir, storage=storage)
-    if log_state.key_path.exists():
+    if log_state.initialised():
         raise AlreadyExists("a custody log is already initialised here",
                             source=str(log_state.root))
     LogOperator(log_state)

@@ -17,8 +17,11 @@ changes nothing: its stored entry is returned.
 
 Enrollment (:meth:`LogOperator.enroll`) is the operator's decision, never an
 HTTP write: an ``actor.enrolled`` event signed by the key it enrolls (proof of
-possession), at most one key per actor. Because enrollments are entries, every
-reader of the log sees which key each actor signs with.
+possession), one key per actor; a second key only as a rotation signed by the
+first (:mod:`orchestrator.tlog.enrollment`), and a second enrollment found in
+storage on other terms is ignored (the first key stays the actor's). Because
+enrollments are entries, every reader of the log sees which key each actor
+signs with.
 
 Reads serve C2SP tlog-tiles from an in-memory Merkle tree that follows the
 durable entries, and checkpoints (C2SP tlog-checkpoint) that never cover an
@@ -27,17 +30,13 @@ entry before it is durable.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from orchestrator.canonical import b64d
 from orchestrator.crypto import (
-    SigningKey,
     key_id_of,
-    load_private_key,
-    save_private_key,
     verify_signature,
 )
 from orchestrator.errors import (
@@ -48,8 +47,8 @@ from orchestrator.errors import (
     PolicyDenied,
 )
 from orchestrator.log.group_commit import GroupCommitter
+from orchestrator.log.state import LogState
 from orchestrator.log.store import CustodyLog
-from orchestrator.net.ca import LocalCa
 from orchestrator.protocol.log import (
     ENROLL_KIND,
     SignedEvent,
@@ -59,6 +58,7 @@ from orchestrator.protocol.log import (
 )
 from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.tlog.checkpoint import Checkpoint, sign
+from orchestrator.tlog.enrollment import EnrollmentError, KeyBook
 from orchestrator.tlog.events import (
     CustodyEvent,
     SignedEntry,
@@ -73,72 +73,12 @@ from orchestrator.tlog.tiles import TILE_WIDTH, TilePath, entry_bundle, hash_til
 
 __all__ = ["LogOperator", "LogState", "WriteRefused"]
 
+_logger = logging.getLogger(__name__)
+
 
 class WriteRefused(PolicyDenied):
     """The log refused an entry: unknown actor, wrong key, bad signature, or a
     kind the actor's role does not write (HTTP 403; nothing recorded)."""
-
-
-@dataclass(frozen=True)
-class LogState:
-    """The log operator's own directory (mode 0700).
-
-    ``log.key`` (0600) signs checkpoints; ``custody.db`` holds the entries unless
-    ``storage`` names a database URL (``postgresql://...``).
-    """
-
-    root: Path
-    storage: str | None = None
-
-    @property
-    def key_path(self) -> Path:
-        """The checkpoint signing key."""
-        return self.root / "log.key"
-
-    @property
-    def target(self) -> Path | str:
-        """Where the entries live: an SQLite file or a database URL."""
-        return self.storage or self.root / "custody.db"
-
-    @property
-    def tls(self) -> LocalCa:
-        """The log service's CA and server certificate (``tls/``)."""
-        return LocalCa(self.root / "tls", "custody log")
-
-    @property
-    def client_dir(self) -> Path:
-        """The operator's TLS client material for asking nations to witness:
-        ``client.key``, ``client.csr`` and ``<NATION>.pem`` (role ``log``)."""
-        return self.root / "client"
-
-    def ensure(self) -> LogState:
-        """Create the directory (0700), the log key (0600) and the operator's
-        TLS client key and CSR on first use."""
-        from orchestrator.crypto import atomic_write_bytes
-        from orchestrator.crypto.x509 import new_key_and_csr
-
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not self.key_path.exists():
-            save_private_key(self.key_path, SigningKey.generate())
-        if not (self.client_dir / "client.csr").exists():
-            self.client_dir.mkdir(mode=0o700, exist_ok=True)
-            key_pem, csr_pem = new_key_and_csr("custody-log")
-            atomic_write_bytes(self.client_dir / "client.key", key_pem, mode=0o600)
-            atomic_write_bytes(self.client_dir / "client.csr", csr_pem, mode=0o644)
-        return self
-
-    def log_key(self) -> SigningKey:
-        """The checkpoint signing key.
-
-        Raises
-        ------
-        NotFound
-            If the log has not been initialised.
-        """
-        if not self.key_path.exists():
-            raise NotFound("the custody log has no key yet (sovereign log init)",
-                           source=str(self.root))
-        return load_private_key(self.key_path)
 
 
 class LogOperator:
@@ -163,6 +103,7 @@ class LogOperator:
         self._lock = threading.Lock()
         self._tree = MerkleTree()
         self._actors: dict[str, tuple[str, bytes]] = {}
+        self._book = KeyBook(require_pinned_roles=frozenset())
         self._refresh()
 
     # -- identity ------------------------------------------------------------------
@@ -184,11 +125,19 @@ class LogOperator:
             for row in self.log.rows(start):
                 self._tree.append(bytes.fromhex(leaf_hash(row.leaf)))
                 if row.kind == ENROLL_KIND:
-                    entry = SignedEntry.from_leaf(row.leaf)
-                    body = entry.event.body
-                    self._actors[str(body["actor"])] = (
-                        str(body["key_id"]), b64d(str(body["public_key"])))
+                    self._learn(SignedEntry.from_leaf(row.leaf))
             return self._tree.size
+
+    def _learn(self, entry: SignedEntry) -> None:
+        """Take an enrollment from storage on the terms :meth:`enroll` sets; one
+        that breaks them (a second key without a signed rotation: storage was
+        written behind the service's back) changes nothing and is logged."""
+        try:
+            public = self._book.enroll(entry)
+        except EnrollmentError as exc:
+            _logger.error("custody log entry %d ignored: %s", entry.seq, exc)
+            return
+        self._actors[entry.event.actor] = (key_id_of(public), public)
 
     def actors(self) -> dict[str, str]:
         """Enrolled actors and their key ids."""
@@ -222,9 +171,12 @@ class LogOperator:
         """
         event = signed.event
         body = event.body
-        if event.kind != ENROLL_KIND or set(body) != {"actor", "key_id", "public_key"}:
+        if event.kind != ENROLL_KIND or not (
+                {"actor", "key_id", "public_key"} <= set(body)
+                <= {"actor", "key_id", "public_key", "rotates"}):
             raise ConfigError("an enrollment is actor.enrolled with exactly "
-                              "{actor, key_id, public_key}", field="event")
+                              "{actor, key_id, public_key} and, for a rotation, "
+                              "rotates", field="event")
         if body["actor"] != event.actor:
             raise ConfigError("an actor enrolls only itself", field="event.actor")
         parse_actor(event.actor)
@@ -239,8 +191,14 @@ class LogOperator:
         verify_signature(public, signed.signature, event_signing_input(event))
         known = self.actor_key(event.actor)
         if known is not None and known != public:
-            raise AlreadyExists(f"{event.actor} is already enrolled with another key")
-        return self.log.append_many([presigned(signed)])[0]
+            try:
+                self._book.enroll(signed, dry_run=True)
+            except EnrollmentError as exc:
+                raise AlreadyExists(f"{event.actor} is already enrolled with "
+                                    f"another key: {exc}") from exc
+        entry = self.log.append_many([presigned(signed)])[0]
+        self._refresh()
+        return entry
 
     def _authorise(self, signed: SignedEvent) -> None:
         event = signed.event

@@ -20,13 +20,18 @@ from typing import Any
 
 from orchestrator.crypto import key_id_of, verify_signature
 from orchestrator.errors import ConfigError, IntegrityError, NotFound, PolicyDenied
+from orchestrator.nation.accreditation_state import (
+    check_rows,
+    journal_revocations,
+    reconcile,
+)
 from orchestrator.nation.approval_uses import ApprovalUses
 from orchestrator.nation.grants import GrantStore
 from orchestrator.nation.identity import NationState
 from orchestrator.nation.journal import Journal
 from orchestrator.nation.locks import agreement_state_lock
 from orchestrator.nation.nonces import NonceStore
-from orchestrator.nation.store import CustodianStore
+from orchestrator.nation.store import AccreditationRow, CustodianStore
 from orchestrator.nation.verifier import EvidenceVerifier, SoftwareEvidenceVerifier
 from orchestrator.policy.standing import Standing, effective_in, standings
 from orchestrator.protocol.agreements import Agreement
@@ -147,15 +152,48 @@ class CustodianContext:
         """
         now = at or self.clock()
         public = self._signer.public_bytes()
-        for doc, revoked, _ in self.store.accreditations(site, live=True):
-            accreditation = Accreditation.verify(doc, custodian_public=public,
+        for row in self.accreditation_rows():
+            if row.site != site or row.revoked is not None:
+                continue
+            accreditation = Accreditation.verify(row.document, custodian_public=public,
                                                  source=f"accreditation of {site}")
-            if revoked is None and accreditation.site == site and (
-                    accreditation.live_at(now)):
+            if accreditation.site == site and accreditation.live_at(now):
                 return accreditation
         raise PolicyDenied(f"site {site} is not accredited by {self.code}", reasons=[
             f"accreditation: {self.code} holds no live accreditation of site "
             f"{site} (never accredited, revoked or expired)"])
+
+    def accreditation_rows(self) -> list[AccreditationRow]:
+        """Every accreditation row, newest first, once all are checked
+        (:func:`orchestrator.nation.accreditation_state.check_rows`).
+
+        Raises
+        ------
+        IntegrityError
+            A row is not as the custodian signed it, or disagrees with its
+            journal: every release stops until the operator reconciles.
+        """
+        public = bytes(self._signer.public_bytes())
+        rows = self.store.accreditation_rows()
+        check_rows(rows, journal_revocations(self.journal, self.actor, public), public,
+                   source=str(self.store.path))
+        return rows
+
+    def reconcile_accreditations(self) -> list[str]:
+        """Re-derive every accreditation row's state from the journal and re-sign
+        it; log ``site.accreditation.reconciled`` naming the rows changed (if any);
+        return their ids."""
+        public = bytes(self._signer.public_bytes())
+        with self.lock():
+            rows = self.store.accreditation_rows()
+            fixed = reconcile(rows, journal_revocations(self.journal, self.actor,
+                                                        public), self._signer.sign)
+            if fixed:
+                self.record("site.accreditation.reconciled", {
+                    "nation": self.code, "accreditation_ids": [r.id for r in fixed],
+                    "revoked": {r.id: r.revoked for r in fixed}})
+                self.store.put_accreditation_state(fixed)
+        return [r.id for r in fixed]
 
     def peer_custodian_key(self, nation: str) -> bytes:
         """The pinned custodian key of ``nation`` (this nation's own included).

@@ -17,6 +17,7 @@ from typing import Any
 from orchestrator.errors import SovereignError
 from orchestrator.nation import decide as _decide
 from orchestrator.nation import deliveries, release, steward, transfer_keys
+from orchestrator.nation.admissions import sync_admissions
 from orchestrator.nation.approvals import accept_decision, approval_requests
 from orchestrator.nation.context import CustodianContext
 from orchestrator.nation.identity import NationState
@@ -83,7 +84,9 @@ class LocalCustodian:
         return self.ctx.nonces.issue(self.ctx.clock())
 
     def decide(self, request: JobRequest) -> dict[str, Any]:
-        """See :func:`orchestrator.nation.decide.decide`."""
+        """See :func:`orchestrator.nation.decide.decide` (after logging the keys
+        this nation admitted: :func:`.admissions.sync_admissions`)."""
+        sync_admissions(self.ctx)
         return _decide.decide(self.ctx, request)
 
     def release_key(self, request: ReleaseRequest) -> Grant:
@@ -177,7 +180,10 @@ class LocalCustodian:
         """The accreditations held here: ``{"accreditation", "revoked_at",
         "reason"}`` each, newest first."""
         return [{"accreditation": doc, "revoked_at": revoked, "reason": reason}
-                for doc, revoked, reason in self.ctx.store.accreditations(site)]
+                for doc, revoked, reason in [
+                    (r.document, r.revoked, r.reason)
+                    for r in self.ctx.accreditation_rows()
+                    if site is None or r.site == site]]
 
     # -- transfers and owner-side opening --------------------------------------
     def export_model_key(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from typing import Any
 
 from orchestrator.errors import AlreadyExists, ConfigError, IntegrityError, NotFound
 from orchestrator.labels import Classification
+from orchestrator.nation.accreditation_state import REVOKED_KIND, signed_row
 from orchestrator.nation.approvals import cancel_pending
 from orchestrator.nation.context import CustodianContext
+from orchestrator.nation.store import AccreditationRow
 from orchestrator.nation.usage import accept_acknowledgement
 from orchestrator.policy.standing import AgreementStatus
 from orchestrator.protocol.agreements import Agreement
@@ -191,8 +193,9 @@ def accredit(ctx: CustodianContext, description: dict[str, Any], *, ceiling: str
             accreditation.operator_nation, "ceiling": ceiling,
             "tee_kinds": list(accreditation.tee_kinds),
             "expires_at": rfc3339(expires_at), **accreditation.signed.to_json()})
-        ctx.store.add_accreditation(accreditation.accreditation_id, site.site,
-                                    accreditation.to_json(), rfc3339(ctx.clock()))
+        ctx.store.add_accreditation(signed_row(AccreditationRow(
+            accreditation.accreditation_id, site.site, accreditation.to_json(),
+            rfc3339(ctx.clock())), ctx.signer.sign))
     return accreditation
 
 
@@ -210,14 +213,18 @@ def revoke_accreditation(ctx: CustodianContext, site: str, *, reason: str) -> li
     if not reason.strip():
         raise ConfigError("a revocation needs a reason", field="--reason")
     with ctx.lock():
-        live = ctx.store.accreditations(site, live=True)
+        live = [r for r in ctx.accreditation_rows()
+                if r.site == site and r.revoked is None]
         if not live:
             raise NotFound(f"{ctx.code} holds no live accreditation of site {site}")
-        ctx.record("site.accreditation.revoked", {
+        ctx.record(REVOKED_KIND, {
             "site": site, "nation": ctx.code, "reason": reason,
-            "accreditation_ids": [str(d["statement"]["accreditation_id"])
-                                  for d, _, _ in live]})
-        return ctx.store.revoke_accreditations(site, rfc3339(ctx.clock()), reason)
+            "accreditation_ids": [r.id for r in live]})
+        at = rfc3339(ctx.clock())
+        ctx.store.put_accreditation_state([signed_row(AccreditationRow(
+            r.id, r.site, r.document, r.issued, at, reason), ctx.signer.sign)
+            for r in live])
+        return [r.id for r in live]
 
 
 def cancel_job(ctx: CustodianContext, job_id: str, *, reason: str) -> list[str]:

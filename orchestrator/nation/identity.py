@@ -205,6 +205,27 @@ class NationState:
         doc["officer"] = b64e(public_key)
         self._save_trust(doc)
 
+    def admit(self, actor: str, public_key: bytes) -> None:
+        """Vouch for ``actor``'s 32-byte Ed25519 key (the orchestrator, from its
+        card): the custodian logs it as ``actor.admitted``
+        (:func:`orchestrator.nation.admissions.sync_admissions`).
+
+        Raises
+        ------
+        ConfigError
+            If the key is not 32 bytes.
+        """
+        if len(public_key) != 32:
+            raise ConfigError("an admitted key is 32 bytes", field=actor)
+        doc = self._trust()
+        doc.setdefault("admitted", {})[actor] = b64e(public_key)
+        self._save_trust(doc)
+
+    def admitted(self) -> dict[str, bytes]:
+        """Actor -> the key this nation admitted for it."""
+        return {str(a): b64d(str(k))
+                for a, k in dict(self._trust().get("admitted") or {}).items()}
+
     def pin_peer(self, card: NationCard) -> None:
         """Pin another nation's card (its custodian, HPKE and officer keys)."""
         if card.code == self.code:

@@ -28,7 +28,7 @@ from typing import Any
 
 from orchestrator.errors import AlreadyExists, LedgerError, NotFound
 
-__all__ = ["CustodianStore", "OwnedObject", "SealedDataset"]
+__all__ = ["AccreditationRow", "CustodianStore", "OwnedObject", "SealedDataset"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -42,11 +42,26 @@ CREATE TABLE IF NOT EXISTS objects (
     created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accreditations (
     id TEXT PRIMARY KEY, site TEXT NOT NULL, document TEXT NOT NULL,
-    issued TEXT NOT NULL, revoked TEXT, reason TEXT);
+    issued TEXT NOT NULL, revoked TEXT, reason TEXT, sig TEXT);
 CREATE TABLE IF NOT EXISTS agreements (
     id TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL,
     digest TEXT NOT NULL, added TEXT NOT NULL, PRIMARY KEY (id, version));
 """
+
+
+@dataclass(frozen=True)
+class AccreditationRow:
+    """One accreditation as the custodian keeps it: the signed document, its
+    revocation (time and reason, or ``None``) and the custodian's signature of
+    that state (base64, ``None`` in a store from before rows were signed)."""
+
+    id: str
+    site: str
+    document: dict[str, Any]
+    issued: str
+    revoked: str | None = None
+    reason: str | None = None
+    sig: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,9 @@ class CustodianStore:
         self.path = Path(path)
         with self._db() as con:
             con.executescript(_SCHEMA)
+            columns = {r[1] for r in con.execute("PRAGMA table_info(accreditations)")}
+            if "sig" not in columns:  # a store from before rows were signed
+                con.execute("ALTER TABLE accreditations ADD COLUMN sig TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -192,40 +210,48 @@ class CustodianStore:
                         (json.dumps(wrapped), object_id))
 
     # -- accreditations ----------------------------------------------------------
-    def add_accreditation(self, accreditation_id: str, site: str,
-                          document: dict[str, Any], issued: str) -> None:
-        """Record a signed accreditation."""
+    def add_accreditation(self, row: AccreditationRow) -> None:
+        """Record a signed accreditation and the custodian's signature of its row."""
         with self._db() as con:
-            con.execute("INSERT INTO accreditations VALUES (?,?,?,?,NULL,NULL)",
-                        (accreditation_id, site, json.dumps(document), issued))
+            con.execute("INSERT INTO accreditations VALUES (?,?,?,?,?,?,?)",
+                        (row.id, row.site, json.dumps(row.document), row.issued,
+                         row.revoked, row.reason, row.sig))
+
+    def accreditation_rows(self, site: str | None = None
+                           ) -> list[AccreditationRow]:
+        """Every accreditation row (of ``site``), newest first, as stored."""
+        sql = ("SELECT id, site, document, issued, revoked, reason, sig "
+               "FROM accreditations")
+        params: list[str] = []
+        if site is not None:
+            sql += " WHERE site = ?"
+            params.append(site)
+        with self._db() as con:
+            rows = con.execute(sql + " ORDER BY issued DESC, id DESC",
+                               params).fetchall()
+        return [AccreditationRow(i, s, json.loads(d), at, r, why, sig)
+                for i, s, d, at, r, why, sig in rows]
 
     def accreditations(self, site: str | None = None, *, live: bool = False
                        ) -> list[tuple[dict[str, Any], str | None, str | None]]:
         """``(document, revoked_at, reason)`` of the accreditations (of ``site``),
-        newest first; ``live`` leaves out revoked ones (expiry is the caller's)."""
-        sql = "SELECT document, revoked, reason FROM accreditations"
-        where, params = [], []
-        if site is not None:
-            where.append("site = ?")
-            params.append(site)
-        if live:
-            where.append("revoked IS NULL")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self._db() as con:
-            rows = con.execute(sql + " ORDER BY issued DESC, id DESC",
-                               params).fetchall()
-        return [(json.loads(d), r, why) for d, r, why in rows]
+        newest first; ``live`` leaves out revoked ones (expiry is the caller's).
+        Rows are as stored: the custodian checks them
+        (:mod:`orchestrator.nation.accreditation_state`) before relying on them."""
+        return [(r.document, r.revoked, r.reason)
+                for r in self.accreditation_rows(site)
+                if not live or r.revoked is None]
 
-    def revoke_accreditations(self, site: str, revoked: str, reason: str) -> list[str]:
-        """Revoke every live accreditation of ``site``; return their ids."""
+    def put_accreditation_state(self, rows: list[AccreditationRow]) -> None:
+        """Replace the revocation state and signature of ``rows`` (one
+        transaction)."""
         with self._db() as con:
-            ids = [r[0] for r in con.execute(
-                "SELECT id FROM accreditations WHERE site = ? AND revoked IS NULL",
-                (site,)).fetchall()]
-            con.execute("UPDATE accreditations SET revoked = ?, reason = ? WHERE "
-                        "site = ? AND revoked IS NULL", (revoked, reason, site))
-        return ids
+            con.execute("BEGIN IMMEDIATE")
+            for row in rows:
+                con.execute("UPDATE accreditations SET revoked = ?, reason = ?, "
+                            "sig = ? WHERE id = ?",
+                            (row.revoked, row.reason, row.sig, row.id))
+            con.execute("COMMIT")
 
     # -- agreements --------------------------------------------------------------
     def add_agreement(self, agreement_id: str, version: int, document: dict[str, Any],

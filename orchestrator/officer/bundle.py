@@ -31,38 +31,33 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import key_id_of, verify_signature
-from orchestrator.errors import ConfigError, IntegrityError, SovereignError
-from orchestrator.protocol.provenance import (
-    dsse_verify,
-    statement_digest,
-    subject_digest,
+from orchestrator.errors import ConfigError
+from orchestrator.officer.bundle_checks import (
+    BundleError,
+    _guard,
+    _require,
+    check_lineage,
+    check_provenance,
 )
 from orchestrator.tlog.checkpoint import Checkpoint, open_note, parse_note
+from orchestrator.tlog.enrollment import EnrollmentError, KeyBook
 from orchestrator.tlog.events import SignedEntry
 from orchestrator.tlog.merkle import leaf_hash, verify_inclusion
 from orchestrator.tlog.names import origin_of_public, witness_key_name
 from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
 from orchestrator.tlog.proof import format_proof
-from orchestrator.tlog.roles import ENROLL_KIND, check_writer
+from orchestrator.tlog.roles import ADMIT_KIND, ENROLL_KIND, check_writer
 
 __all__ = ["MEDIA_TYPE", "BundleError", "BundleReport", "prove", "verify_bundle"]
 
 MEDIA_TYPE = "application/vnd.sovereign.custody-bundle.v1+json"
 """``mediaType`` of version 1 of the bundle format."""
-
-
-class BundleError(IntegrityError):
-    """A custody bundle is malformed or fails verification; ``part`` names where."""
-
-    def __init__(self, part: str, message: str) -> None:
-        super().__init__(message, source="bundle", field=part)
-        self.part = part
 
 
 @dataclass(frozen=True)
@@ -102,21 +97,6 @@ def _b64(text: object, part: str) -> bytes:
         raise BundleError(part, "not valid base64") from exc
 
 
-def _require(ok: bool, part: str, message: str) -> None:
-    if not ok:
-        raise BundleError(part, message)
-
-
-def _guard(part: str, check: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    """Run ``check(*args, **kw)``; re-raise a project error as :class:`BundleError`."""
-    try:
-        return check(*args, **kw)
-    except BundleError:
-        raise
-    except SovereignError as exc:
-        raise BundleError(part, exc.message) from exc
-
-
 class ProvableLog(Protocol):
     """What :func:`prove` reads of the log (its public read API)."""
 
@@ -151,7 +131,11 @@ def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None
     found = [*sealed, *log.find(job_id=job_id), *log.find("site.registered", site=site)]
     for item in lineage.get("datasets", []):
         found += log.find("dataset.sealed", dataset_id=item["dataset_id"])
+    found += log.find("site.accredited", site=site)
     for actor in sorted({e.event.actor for e in found}):
+        found += log.find(ENROLL_KIND, actor=actor)
+        found += log.find(ADMIT_KIND, actor=actor)
+    for actor in sorted({e.event.actor for e in found}):  # the admitters too
         found += log.find(ENROLL_KIND, actor=actor)
     picked = {e.seq: e for e in found}
     note = log.checkpoint()
@@ -226,24 +210,18 @@ def _verify_entries(bundle: Mapping[str, Any], cp: Checkpoint,
         _require(entry.seq == index and index not in entries, part,
                  f"leaf seq {entry.seq} at index {index} (or a duplicate index)")
         entries[index] = entry
-    keys: dict[str, bytes] = {}  # actor -> enrolled key
+    book = KeyBook(pinned=pinned)
     for index in sorted(entries):
         entry = entries[index]
-        if entry.event.kind != ENROLL_KIND:
-            continue
-        b = entry.event.body
-        pub = _b64(b.get("public_key"), f"entry {index}")
-        _require(b.get("actor") == entry.event.actor and len(pub) == 32
-                 and entry.signer == key_id_of(pub), f"entry {index}",
-                 "enrollment is not signed by the key it names")
-        _require(entry.event.actor not in keys or keys[entry.event.actor] == pub,
-                 f"entry {index}", f"{entry.event.actor} enrolled a second key")
-        _require(pinned.get(entry.event.actor, pub) == pub, f"entry {index}",
-                 f"{entry.event.actor} enrolled a key other than the pinned one")
-        keys[entry.event.actor] = pub
-    for index, entry in entries.items():
+        if entry.event.kind == ENROLL_KIND:
+            try:
+                book.enroll(entry)
+            except EnrollmentError as exc:
+                raise BundleError(f"entry {index}", str(exc)) from exc
+    for index in sorted(entries):
+        entry = entries[index]
         part = f"entry {index}"
-        pub = keys.get(entry.event.actor, b"")
+        pub = book.key_at(entry.event.actor, index) or b""
         _require(bool(pub) and entry.signer == key_id_of(pub), part,
                  f"{entry.event.actor} has no enrollment in the bundle for key "
                  f"{entry.signer}")
@@ -254,85 +232,18 @@ def _verify_entries(bundle: Mapping[str, Any], cp: Checkpoint,
                               f"{entry.event.kind}") from exc
         _guard(f"{part} signature", verify_signature, pub, entry.signature,
                entry.signed_bytes())
+        book.admit(entry)
+    for index in sorted(entries):
+        entry = entries[index]
+        why = book.unanchored(entry.event.actor, entry.signer)
+        _require(why is None, f"entry {index}", str(why))
+    keys = {actor: key for actor in book.history
+            if (key := book.current(actor)) is not None}
     for i, entry in entries.items():
         prev = entries.get(i - 1)
         _require(prev is None or entry.prev_hash == prev.entry_hash(), f"entry {i}",
                  f"prev_hash does not chain to entry {i - 1}")
     return entries, keys
-
-
-def _one(entries: Iterable[SignedEntry], what: str) -> SignedEntry:
-    found = list(entries)
-    _require(len(found) == 1, "entries", f"{len(found)} {what} events, expected one")
-    return found[0]
-
-
-def _check_lineage(model_id: str, entries: dict[int, SignedEntry],
-                   keys: Mapping[str, bytes]) -> dict[str, Any]:
-    """Completeness of the job and the key bindings; return facts for the report."""
-    evs = list(entries.values())
-
-    def kind(k: str, **m: Any) -> list[SignedEntry]:
-        return [e for e in evs if e.event.kind == k
-                and all(e.event.body.get(a) == b for a, b in m.items())]
-
-    sealed = _one(kind("model.sealed", model_id=model_id), f"model.sealed {model_id}")
-    lineage = sealed.event.body.get("lineage") or {}
-    job_id, site = str(lineage.get("job_id")), str(lineage.get("site"))
-    request = _one(kind("request.submitted", job_id=job_id), f"request for {job_id}")
-    _one(kind("job.completed", job_id=job_id) + kind("job.failed", job_id=job_id),
-         f"job.completed/job.failed for {job_id}")
-    datasets = {}
-    for item in lineage.get("datasets", []):
-        ds = _one(kind("dataset.sealed", dataset_id=item["dataset_id"]),
-                  f"dataset.sealed {item['dataset_id']}")
-        _require(ds.event.body.get("sealed_digest") == item.get("sealed_digest"),
-                 f"entry {ds.seq}", "dataset digest differs from the model's lineage")
-        datasets[item["dataset_id"]] = ds
-        for owner in ds.event.body.get("label", {}).get("ownerProducer", []):
-            _one(kind("policy.decided", job_id=job_id, owner=owner),
-                 f"policy.decided by {owner} for {job_id}")
-    for task in request.event.body.get("tasks", []):
-        for k in ("task.started", "task.completed"):
-            done = kind(k, job_id=job_id, task=task)
-            _require(bool(done), "entries", f"task {task} has no {k} event")
-            grants = done[-1].event.body.get("grants", [])
-            for grant in grants if k == "task.completed" else []:
-                _one(kind("key.released", grant_id=grant), f"key.released {grant}")
-    bound = len({e.event.actor for e in evs})
-    return {"sealed": sealed, "job_id": job_id, "site": site, "request": request,
-            "datasets": datasets, "bound": bound}
-
-
-def _check_provenance(facts: dict[str, Any], keys: Mapping[str, bytes]) -> None:
-    site, p = facts["site"], "provenance"
-    body = facts["sealed"].event.body
-    envelope = body.get("provenance")
-    _require(isinstance(envelope, dict), p, "model.sealed carries no provenance")
-    pub = keys.get(f"site:{site}")
-    _require(pub is not None, p, f"site:{site} has no enrollment in the bundle")
-    assert pub is not None
-    st = _guard(p, dsse_verify, envelope, {key_id_of(pub): pub})
-    digest = "sha256:" + _guard(p, subject_digest, st, body["model_id"])
-    _require(digest == body.get("sealed_digest"), p, f"subject digest {digest} is "
-             f"not the sealed digest {body.get('sealed_digest')} of the model")
-    pred = st.get("predicate", {})
-    bd, rd = pred.get("buildDefinition", {}), pred.get("runDetails", {})
-    _require(rd.get("builder", {}).get("id") == f"site:{site}", p,
-             f"builder is not site:{site}")
-    deps = {d.get("uri"): d.get("digest", {}).get("sha256")
-            for d in bd.get("resolvedDependencies", []) if isinstance(d, dict)}
-    for ds_id, ds in facts["datasets"].items():
-        want = str(ds.event.body.get("sealed_digest", "")).removeprefix("sha256:")
-        got = deps.get(f"dataset:{ds_id}")
-        _require(got == want, p, f"input dataset {ds_id} digest {got} is not the "
-                 f"sealed digest {want} of its dataset.sealed event")
-    req = facts["request"].event.body
-    _require(deps.get(f"workflow:{req.get('workflow')}")
-             == str(req.get("code_measurement", "")).removeprefix("sha256:"), p,
-             "workflow code digest is not the job's code measurement")
-    _require(body.get("provenance_digest") in (None, statement_digest(envelope)), p,
-             "statement is not the one model.sealed commits to (provenance_digest)")
 
 
 def verify_bundle(
@@ -377,8 +288,8 @@ def verify_bundle(
         pinned = {f"custodian:{c}": NoteVerifier.from_vkey(v).public_key
                   for c, v in witnesses.items()}
         entries, keys = _verify_entries(bundle, cp, pinned)
-        facts = _check_lineage(model_id, entries, keys)
-        _check_provenance(facts, keys)
+        facts = check_lineage(model_id, entries, keys)
+        check_provenance(facts, keys)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError("structure", f"unexpected shape: {exc!r}") from exc
     notes = [] if trusted_log_vkey else [

@@ -16,16 +16,23 @@ satisfy a quorum of parties that do not run the log.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.crypto import atomic_write_bytes
 from orchestrator.errors import ConfigError
+from orchestrator.timeutil import rfc3339, system_clock
 from orchestrator.tlog.names import witness_key_name
 from orchestrator.tlog.note import ALG_COSIGNATURE_V1, ALG_ED25519, NoteVerifier
 
-__all__ = ["TrustConfig"]
+__all__ = ["TRUST_CHANGES", "TrustConfig", "replace_pinned_log"]
+
+_logger = logging.getLogger(__name__)
+
+#: An officer's record of every change to its pinned log key (JSON lines).
+TRUST_CHANGES = "trust-changes.jsonl"
 
 
 @dataclass
@@ -133,3 +140,27 @@ class TrustConfig:
     def witness_verifiers(self) -> dict[str, NoteVerifier]:
         """Pinned witness keys by nation."""
         return {n: NoteVerifier.from_vkey(v) for n, v in self.witnesses.items()}
+
+
+def replace_pinned_log(root: Path, old_vkey: str, new_vkey: str, source: str) -> Path:
+    """Record, in the officer's directory ``root``, that its operator re-pinned
+    the log from ``old_vkey`` to ``new_vkey`` by hand; keep the trusted
+    checkpoint of the old log aside (the new log is verified from first use).
+    Returns where the old checkpoint went.
+
+    A log's key is its identity (its origin, C2SP tlog-checkpoint): a new key is
+    a new log, so nothing it shows can be checked against the old one.
+    """
+    now = system_clock()
+    kept = root / f"checkpoint.{now.strftime('%Y%m%dT%H%M%SZ')}.replaced.json"
+    current = root / "checkpoint.json"
+    if current.exists():
+        current.replace(kept)
+    line = json.dumps({"at": rfc3339(now), "change": "log key re-pinned by hand",
+                       "old": old_vkey, "new": new_vkey, "from": source,
+                       "old_checkpoint": kept.name}, sort_keys=True)
+    with open(root / TRUST_CHANGES, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    _logger.warning("officer trust: the pinned log key changed by hand from %s to "
+                    "%s; the new log is trusted on first use", old_vkey, new_vkey)
+    return kept

@@ -11,9 +11,11 @@ checkpoint, kept in the officer's directory:
 (2) fetch every entry through the entry bundles;
 (3) verify every entry: chain link, no replayed event id, and a signature by the
     key its actor enrolled in the log itself (each nation's custodian key must
-    be the witness key pinned for it), for a kind its role writes (the first bad
-    entry is named); then rebuild the RFC 9162 tree and check its root is the
-    checkpoint's;
+    be the witness key pinned for it; a second key only as a rotation signed by
+    the first), for a kind its role writes (the first bad entry is named); name
+    the actors whose key no pinned custodian admitted (refused with
+    ``require_anchored``); then rebuild the RFC 9162 tree and check its root is
+    the checkpoint's;
 (4) check the checkpoint extends the trusted one (rollback, fork and inconsistent
     pairs refused with both signed notes as evidence);
 (5) keep the checkpoint as the officer's new trusted one.
@@ -25,8 +27,9 @@ or forks its storage is caught at (1)-(4), whatever it deletes.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +46,8 @@ from orchestrator.tlog.verify import EnrollingVerifier, VerifyReport
 from orchestrator.tlog.witness import WitnessState, check_extends
 
 __all__ = ["CustodyVerification", "TiledLog", "load_checkpoint", "verify_custody"]
+
+_logger = logging.getLogger(__name__)
 
 
 class TiledLog(Protocol):
@@ -65,6 +70,9 @@ class CustodyVerification:
     checkpoint_size: int
     cosigners: tuple[str, ...]
     previous_size: int | None
+    unanchored: dict[str, int] = field(default_factory=dict)
+    """Actor -> its first entry signed by a key no pinned custodian admitted
+    (the verifier cannot tell it from the log operator's own)."""
 
 
 def load_checkpoint(path: Path) -> WitnessState | None:
@@ -94,7 +102,8 @@ def save_checkpoint(path: Path, st: WitnessState) -> None:
 
 def verify_custody(officer: OfficerState, log: TiledLog, *,
                    require_cosigners: tuple[str, ...] = (),
-                   trust: TrustConfig | None = None) -> CustodyVerification:
+                   trust: TrustConfig | None = None,
+                   require_anchored: bool = False) -> CustodyVerification:
     """Verify the custody log from the officer's trusted checkpoint; then trust it
     (see the module docstring).
 
@@ -119,6 +128,12 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
                           field="--require-cosigners")
     path = officer.root / "checkpoint.json"
     trusted = load_checkpoint(path)  # (0)
+    if trusted is not None and trusted.origin != log_v.name:
+        raise ConfigError(
+            f"the pinned log key ({log_v.name}) is not the one the trusted "
+            f"checkpoint was verified with ({trusted.origin}); a new log key is a "
+            "new log: re-pin it with sovereign officer trust --replace-log-key",
+            source=str(path), field="log.vkey")
     note = log.checkpoint()
     verified = open_note(  # (1)
         note, [log_v, *witnesses.values()],
@@ -135,7 +150,12 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
             raise LedgerVerificationError(f"entry {index}: leaf does not parse: {exc}",
                                           index=index) from exc
         checker.check(entry)
-    report = checker.finish(cp.size, None)
+    report = checker.finish(cp.size, None, require_anchored=require_anchored)
+    unanchored = checker.unanchored()
+    if unanchored:
+        _logger.warning("custody log: entries of actors no pinned custodian admitted: "
+                        "%s", ", ".join(f"{a} (from entry {i})"
+                                        for a, (i, _) in unanchored.items()))
     tree = MerkleTree([bytes.fromhex(leaf_hash(leaf)) for leaf in leaves])
     if tree.root() != cp.root:
         raise IntegrityError(f"the log's entries do not hash to its checkpoint root "
@@ -149,4 +169,5 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
                              if v.name in verified.verified))
     return CustodyVerification(report=report, checkpoint_size=cp.size,
                                cosigners=cosigners,
-                               previous_size=trusted.size if trusted else None)
+                               previous_size=trusted.size if trusted else None,
+                               unanchored={a: i for a, (i, _) in unanchored.items()})

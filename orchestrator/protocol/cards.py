@@ -338,3 +338,23 @@ def pin_card_key(pins: Path, actor: str, public_key: bytes, source: str) -> None
         doc[actor] = new
         atomic_write_bytes(pins, json.dumps(doc, indent=1, sort_keys=True).encode(),
                            mode=0o600)
+
+
+def unpin_card_key(pins: Path, actor: str) -> None:
+    """Forget the key imported for ``actor`` in ``pins`` (an explicit re-pin by
+    the party's operator; see :func:`pin_card_key`).
+
+    Raises
+    ------
+    ConfigError
+        If ``pins`` cannot be read.
+    """
+    try:
+        doc = json.loads(pins.read_bytes())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"unreadable pinned keys: {exc}", source=str(pins)) from exc
+    if doc.pop(actor, None) is not None:
+        atomic_write_bytes(pins, json.dumps(doc, indent=1, sort_keys=True).encode(),
+                           mode=0o600)

@@ -40,10 +40,11 @@ from orchestrator.protocol.statements import (
     verify_statement,
 )
 from orchestrator.timeutil import parse_rfc3339, rfc3339
+from orchestrator.tlog.enrollment import rotation_message
 from orchestrator.tlog.events import CustodyEvent
 
 __all__ = ["TEE_KINDS", "Accreditation", "NationCard", "SiteDescription",
-           "enrollment"]
+           "enrollment", "rotation"]
 
 #: TEE kinds a site may offer and a nation may accredit (``none``: software
 #: evidence only).
@@ -63,6 +64,19 @@ def enrollment(actor: str, key: SigningKey, *, event_id: str | None = None
     eid = event_id or "enroll-" + key.key_id.split(":")[-1]
     return SignedEvent.create(CustodyEvent.create(ENROLL_KIND, actor, body,
                                                   event_id=eid), key)
+
+
+def rotation(actor: str, current: SigningKey, new: SigningKey) -> SignedEvent:
+    """The enrollment of ``new`` as ``actor``'s key in place of ``current``:
+    signed by ``new`` (possession), carrying ``current``'s signature over
+    :func:`orchestrator.tlog.enrollment.rotation_message` (hand-over)."""
+    body = {"actor": actor, "key_id": new.key_id,
+            "public_key": b64e(new.public_bytes()),
+            "rotates": {"key_id": current.key_id, "signature": b64e(current.sign(
+                rotation_message(actor, new.key_id)))}}
+    return SignedEvent.create(CustodyEvent.create(
+        ENROLL_KIND, actor, body, event_id="enroll-" + new.key_id.split(":")[-1]),
+        new)
 
 
 def _b64key(value: Any, field: str, source: str) -> bytes:

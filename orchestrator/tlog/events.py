@@ -86,7 +86,8 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "console.login",
     # parties apart: enrollment with the log, accreditation of sites by nations,
     # witnesses' verdicts on checkpoints
-    "actor.enrolled", "site.accredited", "site.accreditation.revoked",
+    "actor.enrolled", "actor.admitted", "site.accredited", "site.accreditation.revoked",
+    "site.accreditation.reconciled",
     "access.denied",
 })
 

@@ -15,10 +15,15 @@ from collections.abc import Mapping
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["ENROLL_KIND", "ROLES", "ROLE_KINDS", "check_writer", "parse_actor"]
+__all__ = ["ADMIT_KIND", "ENROLL_KIND", "ROLES", "ROLE_KINDS", "check_writer",
+           "parse_actor"]
 
 #: The enrollment entry: an actor publishes the key it signs with.
 ENROLL_KIND = "actor.enrolled"
+
+#: A nation's custodian vouches for another actor's enrolled key (its officer,
+#: the orchestrator): see :mod:`orchestrator.tlog.enrollment`.
+ADMIT_KIND = "actor.admitted"
 
 #: Actor roles.
 ROLES = ("custodian", "officer", "site", "orchestrator")
@@ -26,12 +31,14 @@ ROLES = ("custodian", "officer", "site", "orchestrator")
 #: Event kinds each role writes (prefix ``x.*`` = every kind starting ``x.``).
 ROLE_KINDS: Mapping[str, frozenset[str]] = {
     "custodian": frozenset({
-        ENROLL_KIND, "nation.initialized", "dataset.sealed", "policy.decided",
+        ENROLL_KIND, ADMIT_KIND, "nation.initialized", "dataset.sealed",
+        "policy.decided",
         "key.*", "kek.*", "notification.recorded", "approval.requested",
         "approval.used", "approval.refused", "approval.cancelled",
         "approval.granted", "approval.denied", "console.login",
         "agreement.effective", "agreement.superseded", "site.accredited",
-        "site.accreditation.revoked", "model.opened", "model.open.denied",
+        "site.accreditation.revoked", "site.accreditation.reconciled",
+        "model.opened", "model.open.denied",
         "transfer.decided", "transfer.denied", "transfer.completed",
         "transfer.opened", "access.denied",
     }),

@@ -23,14 +23,15 @@ References
 
 from __future__ import annotations
 
-from base64 import b64decode
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.crypto import verify_signature
-from orchestrator.errors import IntegrityError, LedgerVerificationError
+from orchestrator.crypto import key_id_of, verify_signature
+from orchestrator.errors import ConfigError, IntegrityError, LedgerVerificationError
+from orchestrator.tlog.enrollment import EnrollmentError, KeyBook
 from orchestrator.tlog.events import ZERO_HASH, SignedEntry
+from orchestrator.tlog.roles import ENROLL_KIND, check_writer
 
 __all__ = ["ChainVerifier", "EnrollingVerifier", "TrustedKey", "VerifyReport",
            "verify_entries"]
@@ -181,31 +182,35 @@ def verify_entries(entries: Iterable[SignedEntry], keys: Mapping[str, TrustedKey
 
 
 class EnrollingVerifier(ChainVerifier):
-    """A :class:`ChainVerifier` that learns the actors' keys from the log itself.
+    """A :class:`ChainVerifier` that learns the actors' keys from the log itself,
+    and takes them only when anchored in the verifier's own trust.
 
     Each ``actor.enrolled`` entry publishes one actor's key, signed by that key
     (proof of possession); from then on, and only then, entries of that actor
-    must be signed by it. An actor enrolled twice with another key, an
-    enrollment not signed by the key it names, an entry of an actor not (yet)
-    enrolled, and an event kind the actor's role does not write
-    (:func:`orchestrator.protocol.log.check_writer`) are refused at their index.
-    ``pinned`` keys (actor -> 32-byte key, from the verifier's own trust
-    configuration, e.g. the witnesses' keys as the nations' custodian keys)
-    must match the enrolled ones.
+    must be signed by it. A second key counts only as a rotation signed by the
+    first (:class:`~orchestrator.tlog.enrollment.KeyBook`). ``pinned`` keys
+    (actor -> 32-byte key, from the verifier's own trust configuration: the
+    witnesses' keys as the nations' custodian keys) must match the enrolled
+    ones; an actor whose key is neither pinned (custodians) nor admitted by a
+    pinned custodian somewhere in the log is *unanchored*
+    (:meth:`unanchored`; refused by :meth:`finish` when asked to). An event
+    kind the actor's role does not write
+    (:func:`orchestrator.tlog.roles.check_writer`) is refused at its index.
     """
 
     def __init__(self, pinned: Mapping[str, bytes] | None = None,
                  source: str | None = None) -> None:
         self._learned: dict[str, TrustedKey] = {}
         super().__init__(self._learned, source)
-        self.pinned = dict(pinned or {})
-        self.enrolled: dict[str, bytes] = {}
+        self.book = KeyBook(pinned=dict(pinned or {}))
+        self.first_signed: dict[tuple[str, str], int] = {}
+
+    @property
+    def enrolled(self) -> dict[str, bytes]:
+        """Actor -> its current key."""
+        return {actor: keys[-1].public for actor, keys in self.book.history.items()}
 
     def check(self, entry: SignedEntry) -> None:
-        from orchestrator.crypto import key_id_of
-        from orchestrator.errors import ConfigError
-        from orchestrator.tlog.roles import ENROLL_KIND, check_writer
-
         i = self.size
         event = entry.event
         try:
@@ -214,26 +219,41 @@ class EnrollingVerifier(ChainVerifier):
             raise self.fail(i, f"{event.actor} may not write {event.kind}: "
                                f"{getattr(exc, 'message', exc)}") from exc
         if event.kind == ENROLL_KIND:
-            body = event.body
+            before = self.book.current(event.actor)
             try:
-                public = b64decode(str(body["public_key"]), validate=True)
-            except (KeyError, ValueError) as exc:
-                raise self.fail(i, "malformed enrollment") from exc
-            if (body.get("actor") != event.actor or len(public) != 32
-                    or body.get("key_id") != key_id_of(public)
-                    or entry.signer != key_id_of(public)):
-                raise self.fail(i, f"enrollment of {event.actor} is not signed by "
-                                   "the key it names")
-            known = self.enrolled.get(event.actor)
-            if known is not None and known != public:
-                raise self.fail(i, f"{event.actor} enrolled a second key")
-            pinned = self.pinned.get(event.actor)
-            if pinned is not None and pinned != public:
-                raise self.fail(i, f"{event.actor} enrolled a key other than the "
-                                   "one pinned for it")
-            self.enrolled[event.actor] = public
+                public = self.book.enroll(entry)
+            except EnrollmentError as exc:
+                raise self.fail(i, str(exc)) from exc
+            if before is not None and before != public:  # a rotation retires it
+                old = self._learned[key_id_of(before)]
+                self._learned[old.key_id] = TrustedKey(
+                    old.key_id, old.public_key, old.actors - {event.actor})
             kid = key_id_of(public)
             previous = self._learned.get(kid)
             actors = frozenset({event.actor} | (previous.actors if previous else set()))
             self._learned[kid] = TrustedKey(kid, public, actors)
         super().check(entry)
+        self.first_signed.setdefault((event.actor, entry.signer), i)
+        self.book.admit(entry)
+
+    def unanchored(self) -> dict[str, tuple[int, str]]:
+        """Actor -> (its first entry signed by a key no pinned trust anchors,
+        why): entries whose actor the verifier cannot tell from the log
+        operator's own."""
+        found: dict[str, tuple[int, str]] = {}
+        for (actor, key_id), index in sorted(self.first_signed.items(),
+                                             key=lambda item: item[1]):
+            why = self.book.unanchored(actor, key_id)
+            if why is not None and actor not in found:
+                found[actor] = (index, why)
+        return found
+
+    def finish(self, expected_size: int | None, expected_head: str | None, *,
+               require_anchored: bool = False) -> VerifyReport:
+        """See :meth:`ChainVerifier.finish`; with ``require_anchored``, also
+        refuse the first entry of an actor :meth:`unanchored` names."""
+        report = super().finish(expected_size, expected_head)
+        if require_anchored:
+            for index, why in sorted(self.unanchored().values()):
+                raise self.fail(index, why)
+        return report

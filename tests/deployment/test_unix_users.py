@@ -217,6 +217,9 @@ def test_the_officer_verifies_through_the_tiles_api(deployed: Deployed) -> None:
     assert first["verified"] and first["size"] >= 10
     assert first["cosigners"] == ["AUS"]
     assert first["kinds"]["site.accredited"] == 2
+    # site "other" is enrolled but accredited by no nation: its entries are named,
+    # every other actor's key is anchored in a custodian the officer pinned
+    assert list(first["unanchored"]) == ["site:other"]
     # the log grows (a custodian writes through the service), then is checked
     # again from the officer's trusted checkpoint
     site = deployed.state("site") / "sites/local/tls"

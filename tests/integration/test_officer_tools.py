@@ -73,8 +73,14 @@ def test_bundle_verifies_in_a_fresh_process_with_nothing_else(
                                                             "trust.json"]
     unpinned = _offline(["custody", "verify-bundle", "bundle.json"], offline_dir)
     assert unpinned.returncode == 3 and "no pinned log key" in unpinned.stderr
-    tofu = _offline(["custody", "verify-bundle", "bundle.json",
+    bare = _offline(["custody", "verify-bundle", "bundle.json",
                      "--trust-log-on-first-use"], offline_dir)
+    assert bare.returncode == 3 and "custodian:AUS's key is not pinned" in bare.stderr
+    witnesses = json.loads((offline_dir / "trust.json").read_text())["witnesses"]
+    tofu = _offline(["custody", "verify-bundle", "bundle.json",
+                     "--trust-log-on-first-use",
+                     *[f"--witness-key={n}={v}" for n, v in witnesses.items()]],
+                    offline_dir)
     assert tofu.returncode == 0, tofu.stderr
     assert "verified" in tofu.stdout and "on first use" in tofu.stdout
 

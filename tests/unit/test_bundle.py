@@ -19,13 +19,8 @@ from testkit import ROOT, World, make_world
 
 from orchestrator.crypto import SigningKey, load_private_key
 from orchestrator.embedded import Deployment, prove, submit, witness
-from orchestrator.officer.bundle import (
-    MEDIA_TYPE,
-    BundleError,
-    _check_lineage,
-    _check_provenance,
-    verify_bundle,
-)
+from orchestrator.officer.bundle import MEDIA_TYPE, BundleError, verify_bundle
+from orchestrator.officer.bundle_checks import check_lineage, check_provenance
 from orchestrator.officer.trust import TrustConfig
 from orchestrator.protocol.provenance import dsse_sign
 from orchestrator.submit.registry import Registry
@@ -109,9 +104,9 @@ def _provenance_refused(world: World, bundle: dict[str, Any], model_id: str,
                           actor=event.actor, time=event.time, body=body))
     site_key = load_private_key(world.state.site_dir("local") / "site.key")
     keys = {"site:local": site_key.public_bytes()}
-    facts = _check_lineage(model_id, entries, keys)
+    facts = check_lineage(model_id, entries, keys)
     with pytest.raises(BundleError) as info:
-        _check_provenance(facts, keys)
+        check_provenance(facts, keys)
     assert words in info.value.diagnostics(), info.value.diagnostics()
 
 
@@ -138,7 +133,8 @@ def test_bundle_verifies_with_pinned_key_and_cosigners(
     assert report.sealed_digest == record.sealed_digest
     with pytest.raises(BundleError, match="no pinned log key"):
         verify_bundle(bundle)  # nothing pinned and no explicit trust on first use
-    tofu = verify_bundle(bundle, trust_log_on_first_use=bundle["checkpoint"]["log_key"])
+    tofu = verify_bundle(bundle, trust_log_on_first_use=bundle["checkpoint"]["log_key"],
+                         witness_vkeys=_trust(world).witnesses)
     assert not tofu.log_key_pinned and "on first use" in tofu.notes[0]
 
 
