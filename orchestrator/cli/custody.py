@@ -149,6 +149,13 @@ def verify(
             help="nations whose witness cosignatures are required, e.g. AUS,GBR"
         ),
     ] = "",
+    witness_history: Annotated[int, typer.Option(
+        "--witness-history", min=0, help="require this many pinned witnesses that "
+        "cosigned the log before this checkpoint (each asked for its first "
+        "cosigned checkpoint, checked against the log's entries)")] = 0,
+    witness_since: Annotated[int | None, typer.Option(
+        "--witness-since", min=0, help="a witness counts only if it has followed "
+        "the log since this tree size or earlier")] = None,
     require_anchored: Annotated[bool, typer.Option(
         "--require-anchored", help="refuse entries of actors whose key no pinned "
         "custodian admitted (default: name them in a warning)")] = False,
@@ -166,6 +173,8 @@ def verify(
             officer=parse_nation(as_nation, field="--as") if as_nation else None,
             log=remote_log(log_url, log_ca),
             require_anchored=require_anchored,
+            witness_history=witness_history,
+            witness_since=witness_since,
         )
     except WitnessError as exc:
         _evidence(exc)
@@ -182,6 +191,11 @@ def verify(
                 "cosigners": list(result.cosigners),
                 "kinds": dict(report.kinds),
                 "unanchored": result.unanchored,
+                "witness_history": [{"nation": h.nation, "first_size": h.first_size,
+                                     "first_time": h.first_time,
+                                     "has_history": h.has_history,
+                                     "detail": h.detail}
+                                    for h in result.witnesses],
             }
         )
         return
@@ -197,6 +211,8 @@ def verify(
         f"{', '.join(result.cosigners) or 'nobody'}; "
         + ", ".join(f"{k} {n}" for k, n in sorted(report.kinds.items()))
     )
+    for h in result.witnesses:
+        console.print(f"witness {h.nation} {h.detail}", highlight=False)
     if result.unanchored:
         console.print("[bold yellow]WARNING[/]: entries of actors whose key no pinned "
                       "custodian admitted (they may be the log operator's own): "

@@ -8,15 +8,16 @@ collects cosignatures. These are what the CLI calls in the embedded default.
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from orchestrator.embedded.deployment import Deployment, require_nation
 from orchestrator.embedded.layout import StateDir
-from orchestrator.errors import ConfigError, NotFound, PolicyDenied
+from orchestrator.errors import ConfigError, NotFound, PolicyDenied, SovereignError
 from orchestrator.labels import Label
 from orchestrator.log.witnessing import collect_cosignature
 from orchestrator.nation import steward
@@ -38,6 +39,7 @@ from orchestrator.submit import transfer as relay
 from orchestrator.submit.jobs import job_view as orchestrator_job_view
 from orchestrator.submit.registry import Registry
 from orchestrator.timeutil import Clock, system_clock
+from orchestrator.tlog.checkpoint import parse_note
 from orchestrator.tlog.names import witness_key_name
 
 __all__ = ["acknowledge", "approval_requests", "consent_to_transfer",
@@ -55,6 +57,8 @@ def submit(state: StateDir, workflow_path: Path, site_name: str | None = None, *
     return pipeline.submit(Deployment(state).orchestrator(), workflow_path, site_name,
                            sites=sites, progress=progress)
 
+
+_logger = logging.getLogger(__name__)
 
 def resume(state: StateDir, job_id: str, *,
            progress: pipeline.ProgressSink | None = None) -> pipeline.JobResult:
@@ -234,7 +238,9 @@ def witness(state: StateDir, nation: str, *, url: str | None = None,
 def verify_custody(state: StateDir, *, officer: str | None = None,
                    require_cosigners: tuple[str, ...] = (),
                    log: HttpLog | None = None,
-                   require_anchored: bool = False) -> CustodyVerification:
+                   require_anchored: bool = False,
+                   witness_history: int = 0,
+                   witness_since: int | None = None) -> CustodyVerification:
     """``officer``'s officer (default: the first nation's) verifies the log
     through its read API (the service ``log`` reaches, else the embedded log),
     with its own pinned keys and last checkpoint: it reads only its own
@@ -243,9 +249,34 @@ def verify_custody(state: StateDir, *, officer: str | None = None,
     nation = officer or (state.nations() or [""])[0]
     if not nation:
         raise ConfigError("no officer here (sovereign nation init ...)")
-    return officer_verify(deployment.officer(nation), log or deployment.log(),
+    reader = log or deployment.log()
+    histories = None
+    if witness_history > 0 or witness_since is not None:
+        histories = _witness_histories(deployment, nation, reader)
+    return officer_verify(deployment.officer(nation), reader,
                           require_cosigners=require_cosigners,
-                          require_anchored=require_anchored)
+                          require_anchored=require_anchored, histories=histories,
+                          witness_history=witness_history,
+                          witness_since=witness_since)
+
+
+def _witness_histories(deployment: Deployment, nation: str, log: Any
+                       ) -> Callable[[str], bytes]:
+    """Witness nation -> its first cosigned checkpoint of ``log``, asked by
+    ``nation``'s officer with its own certificates (``b""`` when unreachable:
+    that witness then shows no history, and the reason is logged)."""
+    origin = parse_note(log.checkpoint()).checkpoint.origin
+    connect = deployment.officer_connect(nation)
+
+    def history(witness: str) -> bytes:
+        try:
+            return connect(witness).witness_history(origin)
+        except SovereignError as exc:
+            _logger.warning("witness %s gave no history: %s", witness,
+                            exc.diagnostics())
+            return b""
+
+    return history
 
 
 def trace_model(state: StateDir, model_id: str, *, log: HttpLog | None = None

@@ -222,3 +222,8 @@ class LocalCustodian:
         """See :meth:`orchestrator.nation.witness.NationWitness.add_checkpoint`."""
         return NationWitness(self.ctx.nation.root, self.ctx.code, self.ctx.signer,
                              self._witnessed).add_checkpoint(body)
+
+    def witness_history(self, origin: str) -> bytes:
+        """See :meth:`orchestrator.nation.witness.NationWitness.history`."""
+        return NationWitness(self.ctx.nation.root, self.ctx.code, self.ctx.signer,
+                             self._witnessed).history(origin)

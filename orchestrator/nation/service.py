@@ -34,6 +34,7 @@ Endpoints (JSON unless stated; errors as :mod:`orchestrator.protocol.wire`):
 ``POST /v1/objects/<id>/open``             officer             ``{"dek"}``
 ``POST /v1/transfers/<id>/open``           officer             ``{"dek"}``
 ``POST /add-checkpoint`` (text)            log                 cosignatures
+``GET /v1/witness/history?origin=``        officer             ``{"note"}``
 ``GET /v1/card``, ``GET /v1/health``       any                 card / status
 =========================================  ==================  ================
 """
@@ -277,6 +278,11 @@ def create_app(custodian: LocalCustodian) -> FastAPI:
         doc = _object(body)
         return {"dek": b64e(custodian.open_transferred_key(
             transfer_id, str(doc.get("model_id")), str(doc.get("model_digest"))))}
+
+    @app.get("/v1/witness/history")
+    def witness_history(request: Request, origin: str) -> dict[str, Any]:
+        allow(request, "witness_history")
+        return {"note": custodian.witness_history(origin).decode("utf-8")}
 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:

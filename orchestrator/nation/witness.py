@@ -21,11 +21,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import SigningKey, atomic_write_bytes
@@ -49,6 +51,8 @@ from orchestrator.tlog.witness import (
 from orchestrator.tlog.witness_api import WitnessRefusal, parse_add_checkpoint
 
 __all__ = ["EMPTY_ROOT", "NationWitness"]
+
+_logger = logging.getLogger(__name__)
 
 #: Root hash of the empty Merkle tree (RFC 9162, section 2.1.1).
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -108,7 +112,7 @@ class NationWitness:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _states(self) -> dict[str, WitnessState]:
+    def _doc(self) -> dict[str, Any]:
         try:
             doc = json.loads(self._path.read_bytes())
         except FileNotFoundError:
@@ -116,10 +120,15 @@ class NationWitness:
         except ValueError as exc:
             raise ConfigError("malformed witness state",
                               source=str(self._path)) from exc
+        if not isinstance(doc, dict):
+            raise ConfigError("malformed witness state", source=str(self._path))
+        return doc
+
+    def _states(self) -> dict[str, WitnessState]:
         try:
             return {origin: WitnessState(origin, int(s["size"]), b64d(s["root"]),
                                          b64d(s["note"]))
-                    for origin, s in doc.items()}
+                    for origin, s in self._doc().items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError("malformed witness state",
                               source=str(self._path)) from exc
@@ -128,8 +137,21 @@ class NationWitness:
         """The latest checkpoint cosigned for ``origin``, if any."""
         return self._states().get(origin)
 
-    def _save(self, states: dict[str, WitnessState]) -> None:
-        doc = {o: {"size": s.size, "root": b64e(s.root), "note": b64e(s.note)}
+    def history(self, origin: str) -> bytes:
+        """The first checkpoint this witness cosigned for ``origin``: the log's
+        signed note with this witness's ``cosignature/v1`` line (its timestamp
+        says since when it follows the log), or ``b""`` if it never cosigned
+        one. Officers check it against the tree they rebuild
+        (:func:`orchestrator.officer.history.check_histories`)."""
+        first = (self._doc().get(origin) or {}).get("first")
+        return b64d(str(first)) if first else b""
+
+    def _save(self, states: dict[str, WitnessState],
+              first: tuple[str, bytes] | None = None) -> None:
+        old = self._doc()
+        doc = {o: {"size": s.size, "root": b64e(s.root), "note": b64e(s.note),
+                   "first": (old.get(o) or {}).get("first") or (
+                       b64e(first[1]) if first and first[0] == o else None)}
                for o, s in sorted(states.items())}
         atomic_write_bytes(self._path, json.dumps(doc, indent=1).encode(), mode=0o600)
 
@@ -207,5 +229,12 @@ class NationWitness:
             line = cosign(presented, self.signer, int(self._clock()))
             states[presented.origin] = WitnessState(
                 presented.origin, presented.size, presented.root, request.note)
-            self._save(states)  # persisted before the cosignature leaves
+            first = None
+            if current is None:
+                first = (presented.origin, request.note + line)
+                _logger.warning(
+                    "%s: FIRST USE of log %s: cosigning size %d with no earlier "
+                    "checkpoint to check it against", self.signer.name,
+                    presented.origin, presented.size)
+            self._save(states, first)  # persisted before the cosignature leaves
         return line

@@ -343,6 +343,16 @@ class HttpCustodian:
                                     {"model_id": model_id,
                                      "model_digest": model_digest}))
 
+    def witness_history(self, origin: str) -> bytes:
+        """``GET /v1/witness/history?origin=``: the witness's first cosigned
+        checkpoint of that log (``b""`` if none)."""
+        data = self._call("GET", "/v1/witness/history", params={"origin": origin})
+        note = data.get("note") if isinstance(data, dict) else None
+        if not isinstance(note, str):
+            raise CustodianUnavailable(f"custodian {self._nation} answered its "
+                                       "witness history without a note")
+        return note.encode("utf-8")
+
     def witness(self, body: bytes) -> bytes:
         """``POST /add-checkpoint`` (C2SP tlog-witness): the cosignature lines.
 

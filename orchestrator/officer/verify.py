@@ -16,6 +16,9 @@ checkpoint, kept in the officer's directory:
     the actors whose key no pinned custodian admitted (refused with
     ``require_anchored``); then rebuild the RFC 9162 tree and check its root is
     the checkpoint's;
+(4a) when asked (``histories``), judge each pinned witness's first cosigned
+    checkpoint against the rebuilt tree and require ``witness_history`` of
+    them to have followed the log before (:mod:`orchestrator.officer.history`);
 (4) check the checkpoint extends the trusted one (rollback, fork and inconsistent
     pairs refused with both signed notes as evidence);
 (5) keep the checkpoint as the officer's new trusted one.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +39,11 @@ from typing import Protocol
 from orchestrator.canonical import b64d, b64e
 from orchestrator.crypto import atomic_write_bytes
 from orchestrator.errors import ConfigError, IntegrityError, LedgerVerificationError
+from orchestrator.officer.history import (
+    WitnessHistory,
+    check_histories,
+    require_history,
+)
 from orchestrator.officer.identity import OfficerState
 from orchestrator.officer.trust import TrustConfig
 from orchestrator.tlog.checkpoint import open_note
@@ -73,6 +81,8 @@ class CustodyVerification:
     unanchored: dict[str, int] = field(default_factory=dict)
     """Actor -> its first entry signed by a key no pinned custodian admitted
     (the verifier cannot tell it from the log operator's own)."""
+    witnesses: tuple[WitnessHistory, ...] = ()
+    """What each pinned witness's first cosigned checkpoint shows (when asked)."""
 
 
 def load_checkpoint(path: Path) -> WitnessState | None:
@@ -103,7 +113,10 @@ def save_checkpoint(path: Path, st: WitnessState) -> None:
 def verify_custody(officer: OfficerState, log: TiledLog, *,
                    require_cosigners: tuple[str, ...] = (),
                    trust: TrustConfig | None = None,
-                   require_anchored: bool = False) -> CustodyVerification:
+                   require_anchored: bool = False,
+                   histories: Callable[[str], bytes] | None = None,
+                   witness_history: int = 0,
+                   witness_since: int | None = None) -> CustodyVerification:
     """Verify the custody log from the officer's trusted checkpoint; then trust it
     (see the module docstring).
 
@@ -117,6 +130,10 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
         Step (4); the trusted state is unchanged.
     LedgerVerificationError
         Steps (2)-(3), naming the first bad entry.
+    IntegrityError
+        A witness's first checkpoint is not this log's (rewritten since).
+    ConfigError
+        Fewer than ``witness_history`` witnesses with history.
     """
     trust = trust or TrustConfig.load(officer.root / "trust.json")
     log_v = trust.log_verifier()
@@ -160,6 +177,12 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
     if tree.root() != cp.root:
         raise IntegrityError(f"the log's entries do not hash to its checkpoint root "
                              f"at size {cp.size}", source="checkpoint")
+    found: list[WitnessHistory] = []
+    if histories is not None:  # (4a) witnesses that followed the log before
+        found = check_histories({n: histories(n) for n in sorted(witnesses)},
+                                log=log_v, witnesses=witnesses, tree=tree,
+                                since=witness_since)
+    require_history(found, witness_history)
     if trusted is not None:  # (4)
         proof = (tree.consistency_proof(trusted.size, cp.size)
                  if 0 < trusted.size < cp.size else [])
@@ -170,4 +193,5 @@ def verify_custody(officer: OfficerState, log: TiledLog, *,
     return CustodyVerification(report=report, checkpoint_size=cp.size,
                                cosigners=cosigners,
                                previous_size=trusted.size if trusted else None,
-                               unanchored={a: i for a, (i, _) in unanchored.items()})
+                               unanchored={a: i for a, (i, _) in unanchored.items()},
+                               witnesses=tuple(found))

@@ -49,6 +49,7 @@ ROLE_OPERATIONS: Mapping[str, frozenset[str]] = {
     "open_model_key": frozenset({"officer"}),
     "open_transferred_key": frozenset({"officer"}),
     "witness": frozenset({"log"}),
+    "witness_history": frozenset({"officer"}),
 }
 #: Every operation.
 OPERATIONS = frozenset(ROLE_OPERATIONS)
@@ -74,6 +75,7 @@ OPERATION_SCOPE: Mapping[str, str] = {
     "accredit": "own-nation", "revoke_accreditation": "own-nation",
     "accreditations": "any", "open_model_key": "owner",
     "open_transferred_key": "own-nation", "witness": "any",
+    "witness_history": "any",
 }
 
 
@@ -153,4 +155,9 @@ class CustodianApi(Custodian, Protocol):
 
     def witness(self, body: bytes) -> bytes:
         """C2SP tlog-witness ``add-checkpoint``: cosignature lines."""
+        ...
+
+    def witness_history(self, origin: str) -> bytes:
+        """The first checkpoint this nation's witness cosigned for the log
+        ``origin`` (the log's note with its cosignature line), or ``b""``."""
         ...

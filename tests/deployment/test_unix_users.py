@@ -389,8 +389,12 @@ def test_the_officer_verifies_traces_and_proves_the_model(deployed: Deployed,
     log = ["--log-url", d.log_url, "--log-ca", str(d.card("log"))]
     verified = json.loads(d.cli("officer", "custody", "verify", "--as", "AUS",
                                 "--json", "--require-cosigners", "AUS,USA",
-                                *log).stdout)
+                                "--witness-history", "1", *log).stdout)
     assert verified["verified"] and verified["cosigners"] == ["AUS", "USA"]
+    # asked over mTLS with the officer's certificates: AUS's witness has followed
+    # the log since before this checkpoint (it cosigned one in an earlier test)
+    history = {h["nation"]: h for h in verified["witness_history"]}
+    assert history["AUS"]["has_history"], history
     assert verified["kinds"]["key.released"] == 14
     assert verified["kinds"]["task.completed"] == 14
     model_id = job.result["models"][0]  # type: ignore[index]

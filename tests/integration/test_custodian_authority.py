@@ -64,6 +64,7 @@ EXPECTED: dict[str, tuple[bool, ...]] = {
     "open_model_key": (N, N, Y, N, N, N),
     "open_transferred_key": (N, N, Y, N, N, N),
     "witness": (N, N, N, N, N, Y),
+    "witness_history": (N, N, Y, Y, Y, N),
 }
 
 
@@ -140,6 +141,8 @@ def _request(served: Served, operation: str) -> tuple[str, str, dict[str, Any]]:
         "open_model_key": ("POST", f"/v1/objects/{served.model_id}/open", {}),
         "open_transferred_key": ("POST", "/v1/transfers/t-none/open", {"json": {}}),
         "witness": ("POST", "/add-checkpoint", {"content": b"not a checkpoint"}),
+        "witness_history": ("GET", "/v1/witness/history",
+                            {"params": {"origin": "some-log"}}),
     }[operation]
 
 

@@ -338,3 +338,51 @@ def test_edited_revocation_stops_releases(state: StateDir) -> None:
     with pytest.raises(PolicyDenied):  # revoked again, from the journal
         ctx.accreditation("local")
     assert ctx.journal.find("site.accreditation.reconciled")
+
+
+def test_first_use_is_said_and_witnesses_with_history_can_be_required(
+        state: StateDir, caplog: pytest.LogCaptureFixture) -> None:
+    from orchestrator.errors import ConfigError
+
+    # the base checkpoint is the first each witness cosigned: no history yet
+    with pytest.raises(ConfigError, match="0 witness\\(es\\) with history, 2 "
+                       "required") as info:
+        verify_custody(state, officer="AUS", witness_history=2)
+    assert "AUS first cosigned it at size" in info.value.diagnostics()
+    assert "USA has never cosigned this log" in info.value.diagnostics()
+    Deployment(state).orchestrator().record("task.retried", {"job_id": "later"})
+    op = _operator(state)
+    op.publish()
+    witness(state, "AUS")
+    witness(state, "GBR")
+    with caplog.at_level("WARNING", logger="orchestrator.nation.witness"):
+        witness(state, "USA")  # its first checkpoint of this log
+    assert "FIRST USE" in caplog.text and "witness-USA" in caplog.text
+    result = verify_custody(state, officer="AUS", witness_history=2)
+    assert result.previous_size is None  # the officer's own first use, said
+    assert {h.nation: h.has_history for h in result.witnesses} == {
+        "AUS": True, "GBR": True, "USA": False}
+    with pytest.raises(ConfigError, match="after --witness-since 3"):
+        verify_custody(state, officer="GBR", witness_history=1, witness_since=3)
+
+
+def test_a_witness_history_from_before_a_rewrite_is_proof_of_it(
+        state: StateDir) -> None:
+    from orchestrator.crypto import load_private_key
+    from orchestrator.officer.verify import verify_custody as officer_verify
+    from orchestrator.tlog.checkpoint import Checkpoint, cosign, sign
+    from orchestrator.tlog.names import witness_key_name
+    from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteSigner
+
+    op = _operator(state)
+    # what AUS's witness cosigned before the log was rewritten: size 3, another root
+    old = Checkpoint(op.origin, 3, bytes(32))
+    aus = NoteSigner(witness_key_name("AUS"), load_private_key(
+        state.nation_dir("AUS") / "custodian.key"), ALG_COSIGNATURE_V1)
+    note = sign(old, op.signer)
+    first = note + cosign(old, aus, 1_700_000_000)
+    deployment = Deployment(state)
+    with pytest.raises(IntegrityError, match="the log was rewritten after that "
+                       "witness began following it"):
+        officer_verify(deployment.officer("AUS"), op, witness_history=1,
+                       histories=lambda n: first if n == "AUS" else b"")
