@@ -262,6 +262,9 @@ def trace(model_id: str, state_dir: StateOpt = None, json_out: JsonOpt = False,
 def prove_cmd(
     model_id: str,
     out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
+    from_size: Annotated[int | None, typer.Option(
+        "--from-size", min=0, help="add the consistency proof from this tree size "
+        "(an officer's trusted checkpoint) to the bundle's")] = None,
     state_dir: StateOpt = None,
     log_url: LogUrlOpt = None,
     log_ca: LogCaOpt = None,
@@ -269,7 +272,8 @@ def prove_cmd(
     """Write MODEL_ID's offline custody bundle (events, proofs, keys, provenance)."""
     from orchestrator.embedded import prove
 
-    bundle = prove(state_of(state_dir), model_id, log=remote_log(log_url, log_ca))
+    bundle = prove(state_of(state_dir), model_id, log=remote_log(log_url, log_ca),
+                   from_size=from_size)
     text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
     atomic_write_bytes(out, text.encode("utf-8"), mode=0o644)
     sealed = next(e for e in bundle["entries"]
@@ -283,6 +287,25 @@ def prove_cmd(
         f"model.sealed entry's C2SP tlog-proof in {proof_file}",
         highlight=False,
     )
+
+
+def _trusted(path: Path | None) -> Any:
+    """The officer's trusted checkpoint at ``path`` (``None`` without a path).
+
+    Raises
+    ------
+    NotFound, ConfigError
+        No such file, or a malformed one.
+    """
+    from orchestrator.errors import NotFound
+    from orchestrator.officer.verify import load_checkpoint
+
+    if path is None:
+        return None
+    found = load_checkpoint(path)
+    if found is None:
+        raise NotFound("no such checkpoint file", source=str(path))
+    return found
 
 
 def _kind_of(item: dict[str, Any]) -> str:
@@ -317,6 +340,9 @@ def verify_bundle_cmd(
     require_cosigners: Annotated[
         str, typer.Option(help="nations whose cosignatures are required, e.g. AUS,GBR")
     ] = "",
+    trusted_checkpoint: Annotated[Path | None, typer.Option(
+        "--trusted-checkpoint", help="an officer's checkpoint.json: the bundle's "
+        "checkpoint must extend it (the bundle made with --from-size)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Verify a custody bundle offline (needs no state directory): keys only from
@@ -352,7 +378,8 @@ def verify_bundle_cmd(
         bundle, trusted_log_vkey=log_key or config.log_vkey or None,
         witness_vkeys=witnesses,
         required_cosigners=sorted(set(required) | set(config.quorum)),
-        trust_log_on_first_use=tofu)
+        trust_log_on_first_use=tofu,
+        trusted_checkpoint=_trusted(trusted_checkpoint))
     if json_out:
         emit_json(report.to_json())
         return

@@ -286,14 +286,16 @@ def trace_model(state: StateDir, model_id: str, *, log: HttpLog | None = None
     return trace_from_log(log or Deployment(state).log(), model_id)
 
 
-def prove(state: StateDir, model_id: str, *, log: HttpLog | None = None
-          ) -> dict[str, Any]:
+def prove(state: StateDir, model_id: str, *, log: HttpLog | None = None,
+          from_size: int | None = None) -> dict[str, Any]:
     """See :func:`orchestrator.officer.bundle.prove` (over the service ``log``
     reaches, else the embedded log)."""
     if log is not None:
-        return prove_bundle(log, model_id, log_vkey=str(log.health()["vkey"]))
+        return prove_bundle(log, model_id, log_vkey=str(log.health()["vkey"]),
+                            from_size=from_size)
     embedded = Deployment(state).log()
-    return prove_bundle(embedded, model_id, log_vkey=embedded.vkey)
+    return prove_bundle(embedded, model_id, log_vkey=embedded.vkey,
+                        from_size=from_size)
 
 
 def render_nation_report(state: StateDir, nation: str) -> str:

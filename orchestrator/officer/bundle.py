@@ -53,6 +53,7 @@ from orchestrator.tlog.names import origin_of_public, witness_key_name
 from orchestrator.tlog.note import ALG_COSIGNATURE_V1, NoteVerifier
 from orchestrator.tlog.proof import format_proof
 from orchestrator.tlog.roles import ADMIT_KIND, ENROLL_KIND, check_writer
+from orchestrator.tlog.witness import WitnessState, check_extends
 
 __all__ = ["MEDIA_TYPE", "BundleError", "BundleReport", "prove", "verify_bundle"]
 
@@ -106,11 +107,15 @@ class ProvableLog(Protocol):
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
 
+    def consistency_proof(self, old: int, new: int) -> list[bytes]: ...
 
-def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None
-          ) -> dict[str, Any]:
+
+def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None,
+          from_size: int | None = None) -> dict[str, Any]:
     """Build the offline custody bundle of model ``model_id`` against the log's
-    latest checkpoint (which must cover the model's events).
+    latest checkpoint (which must cover the model's events); with ``from_size``
+    (an officer's trusted size), add the RFC 9162 consistency proof from that
+    size to the checkpoint (``consistency``).
 
     Raises
     ------
@@ -144,6 +149,9 @@ def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None
         raise ConfigError(f"the latest checkpoint (size {cp.size}) does not cover "
                           f"entry {max(picked)}; publish and witness a new one",
                           source=model_id)
+    if from_size is not None and not 0 <= from_size <= cp.size:
+        raise ConfigError(f"--from-size {from_size} is not within the checkpoint's "
+                          f"size {cp.size}", field="--from-size")
     proofs = {seq: log.inclusion_proof(seq, cp.size) for seq in sorted(picked)}
     bundle = {
         "mediaType": MEDIA_TYPE,
@@ -156,6 +164,10 @@ def prove(log: ProvableLog, model_id: str, *, log_vkey: str | None = None
         "proofs": {str(seq): format_proof(seq, proofs[seq], note).decode("utf-8")
                    for seq in sorted(picked)},
     }
+    if from_size is not None:
+        bundle["consistency"] = {"from_size": from_size, "proof": [
+            b64e(h) for h in (log.consistency_proof(from_size, cp.size)
+                              if 0 < from_size < cp.size else [])]}
     return bundle
 
 
@@ -246,6 +258,23 @@ def _verify_entries(bundle: Mapping[str, Any], cp: Checkpoint,
     return entries, keys
 
 
+def _check_extends_trusted(bundle: Mapping[str, Any], cp: Checkpoint,
+                           trusted: WitnessState) -> None:
+    part = "consistency"
+    _require(trusted.origin == cp.origin, part, f"the trusted checkpoint is of log "
+             f"{trusted.origin}, the bundle's of {cp.origin}")
+    proof: list[bytes] = []
+    if 0 < trusted.size < cp.size:
+        doc = bundle.get("consistency") or {}
+        _require(isinstance(doc, dict) and doc.get("from_size") == trusted.size, part,
+                 f"the bundle proves consistency from size {doc.get('from_size')}, "
+                 f"not from the trusted size {trusted.size} (custody prove "
+                 f"--from-size {trusted.size})")
+        proof = [_b64(h, part) for h in _get(doc, "proof", list, part)]
+    note = _get(bundle["checkpoint"], "note", str, "checkpoint").encode("utf-8")
+    _guard(part, check_extends, trusted, cp, note, proof)
+
+
 def verify_bundle(
     bundle: dict[str, Any],
     *,
@@ -253,6 +282,7 @@ def verify_bundle(
     witness_vkeys: Mapping[str, str] | None = None,
     required_cosigners: Iterable[str] = (),
     trust_log_on_first_use: str | None = None,
+    trusted_checkpoint: WitnessState | None = None,
 ) -> BundleReport:
     """Verify a custody bundle offline and return what it proves.
 
@@ -269,7 +299,10 @@ def verify_bundle(
         start and completion, every grant's ``key.released`` and each input's
         ``dataset.sealed``; (6) the provenance in ``model.sealed``: DSSE
         signature by the site's enrolled key, subject digest = the sealed digest,
-        input dataset digests and code measurement = the logged ones.
+        input dataset digests and code measurement = the logged ones; (7) with
+        ``trusted_checkpoint`` (the officer's), the bundle's checkpoint extends
+        it: the bundle's ``consistency`` proof from that size (RFC 9162
+        2.1.4.2), no smaller size, no other root at the same size.
 
     Raises
     ------
@@ -285,6 +318,8 @@ def verify_bundle(
         cp, log_v, cosigners = _verify_note(
             bundle, trusted_log_vkey, witnesses, required,
             trust_log_on_first_use is not None, trust_log_on_first_use)
+        if trusted_checkpoint is not None:
+            _check_extends_trusted(bundle, cp, trusted_checkpoint)
         pinned = {f"custodian:{c}": NoteVerifier.from_vkey(v).public_key
                   for c, v in witnesses.items()}
         entries, keys = _verify_entries(bundle, cp, pinned)

@@ -386,3 +386,32 @@ def test_a_witness_history_from_before_a_rewrite_is_proof_of_it(
                        "witness began following it"):
         officer_verify(deployment.officer("AUS"), op, witness_history=1,
                        histories=lambda n: first if n == "AUS" else b"")
+
+
+def test_verify_bundle_starts_from_the_officers_trusted_checkpoint(
+        state: StateDir, base: tuple[Path, str]) -> None:
+    from orchestrator.officer.verify import load_checkpoint
+
+    model_id = base[1]
+    op = _operator(state)
+    old_bundle = prove(op, model_id)
+    Deployment(state).orchestrator().record("task.retried", {"job_id": "later"})
+    _witnessed(state, op)
+    verify_custody(state, officer="AUS")
+    trusted = load_checkpoint(state.officer_dir("AUS") / "checkpoint.json")
+    assert trusted is not None
+    pinned = _pinned(state)
+    with pytest.raises(BundleError, match="smaller than the cosigned size"):
+        verify_bundle(old_bundle, **pinned, trusted_checkpoint=trusted)
+    Deployment(state).orchestrator().record("task.retried", {"job_id": "later-2"})
+    _witnessed(state, op)
+    newer = prove(op, model_id)
+    with pytest.raises(BundleError, match="--from-size"):
+        verify_bundle(newer, **pinned, trusted_checkpoint=trusted)
+    extended = prove(op, model_id, from_size=trusted.size)
+    report = verify_bundle(extended, **pinned, trusted_checkpoint=trusted)
+    assert report.checkpoint_size > trusted.size
+    extended["consistency"]["proof"] = extended["consistency"]["proof"][::-1]
+    with pytest.raises(BundleError) as info:
+        verify_bundle(extended, **pinned, trusted_checkpoint=trusted)
+    assert info.value.part == "consistency"
