@@ -31,6 +31,7 @@ from orchestrator.nation.decide import admission_of, evaluate_for, release_conte
 from orchestrator.nation.store import OwnedObject
 from orchestrator.nation.verifier import AttestationResult, ExpectedBinding
 from orchestrator.policy.access import PolicyContext
+from orchestrator.protocol.outputs import OutputRules
 from orchestrator.protocol.parties import Accreditation
 from orchestrator.protocol.release import (
     Evidence,
@@ -166,6 +167,7 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
         raise
     grant_id = uuid.uuid4().hex
     expires = rfc3339(now + timedelta(seconds=GRANT_LIFETIME_S))
+    rules = agreement.output_rules() if agreement is not None else OutputRules()
     suite = HpkeSuite(request.evidence.hpke_suite)
     seq = ctx.record("key.released", {
         "grant_id": grant_id, "job_id": request.job_id,
@@ -178,7 +180,8 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
         "evidence_format": result.evidence_format, "hpke_suite": suite.value,
         "agreement_id": decision.agreement_id,
         "accreditation_id": accreditation.accreditation_id, "expires_at": expires,
-        "lease_expires_at": rfc3339(now + timedelta(seconds=ATTEMPT_LEASE_S))})
+        "lease_expires_at": rfc3339(now + timedelta(seconds=ATTEMPT_LEASE_S)),
+        "output_rules": rules.to_json()})
     ctx.grants.issue(grant_id, job_id=request.job_id, attempt_id=request.attempt_id,
                      dataset_id=dataset.id, request_digest=request.digest(),
                      expires=now + timedelta(seconds=ATTEMPT_LEASE_S))
@@ -191,7 +194,7 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
         kek_version=int(wrapped["kek_version"]), hpke_suite=suite.value,
         sealed_dek=b64e(sealed), tee_mode=result.tee_mode, expires_at=expires,
         log_index=seq, job_id=request.job_id, attempt_id=request.attempt_id,
-        evidence_kind=result.evidence_kind)
+        evidence_kind=result.evidence_kind, output_rules=rules)
 
 
 def wrap_key(ctx: CustodianContext, request: WrapRequest) -> WrappedKey:

@@ -23,6 +23,8 @@ File format (TOML 1.0, read with :mod:`tomllib`)::
     prohibited_end_uses = ["weapons-targeting"]  # optional; model end uses refused
     third_party_transfer = "prohibited" # optional; or "with-consent"
     termination = "any-party"           # optional; or "all-parties"
+    released_metrics = ["test_accuracy"]  # optional; what tasks return in clear
+    max_released_metrics = 16           # optional; at most this many per task
 
     [[agreement.priority_area]]
     name = "undersea-autonomy"          # lower-case slug, unique
@@ -59,6 +61,12 @@ their defaults, like the two above):
 ``termination`` (default ``"any-party"``)
     Whose signed termination ends the agreement: any one party's officer, or
     every party's (``"all-parties"``). A termination takes effect at once.
+``released_metrics`` (default: the metrics this project's workflows report,
+:data:`~orchestrator.protocol.outputs.DEFAULT_RELEASED_METRICS`)
+    The metric names a task under this agreement may return in clear; every
+    other output is withheld at the enclave (:mod:`orchestrator.protocol.outputs`).
+``max_released_metrics`` (default 16)
+    At most this many clear metrics per task.
 
 Every malformed file raises :class:`~orchestrator.errors.ConfigError` naming the
 file and the field path (``agreement.priority_area[1].tier``).
@@ -86,6 +94,11 @@ from pydantic import (
 from orchestrator.canonical import digest_of
 from orchestrator.errors import ConfigError
 from orchestrator.labels import parse_nation
+from orchestrator.protocol.outputs import (
+    DEFAULT_MAX_RELEASED_METRICS,
+    DEFAULT_RELEASED_METRICS,
+    OutputRules,
+)
 
 __all__ = ["HPKE_SUITES", "AccessTier", "Agreement", "PriorityArea",
            "load_agreement", "parse_agreement", "quarter_of"]
@@ -97,6 +110,7 @@ HPKE_SUITES: dict[str, str] = {
 }
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_METRIC = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -169,6 +183,23 @@ class Agreement(BaseModel):
     prohibited_end_uses: tuple[str, ...] = ()
     third_party_transfer: Literal["prohibited", "with-consent"] = "prohibited"
     termination: Literal["any-party", "all-parties"] = "any-party"
+    released_metrics: tuple[str, ...] = DEFAULT_RELEASED_METRICS
+    max_released_metrics: int = Field(default=DEFAULT_MAX_RELEASED_METRICS, ge=1,
+                                      le=256, strict=True)
+
+    @field_validator("released_metrics")
+    @classmethod
+    def _released(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _METRIC.fullmatch(name):
+                raise ValueError(f"metric name {name!r} must be 1..64 of "
+                                 "[A-Za-z0-9_.-]")
+        return tuple(sorted(set(value)))
+
+    def output_rules(self) -> OutputRules:
+        """What a task under this agreement may return in clear
+        (:mod:`orchestrator.protocol.outputs`)."""
+        return OutputRules(self.released_metrics, self.max_released_metrics)
 
     @field_validator("parties")
     @classmethod
@@ -286,6 +317,8 @@ _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "quarterly_threshold_gpu_hours": None, "hold_until_acknowledged": False,
     "prohibited_end_uses": [], "third_party_transfer": "prohibited",
     "termination": "any-party",
+    "released_metrics": list(DEFAULT_RELEASED_METRICS),
+    "max_released_metrics": DEFAULT_MAX_RELEASED_METRICS,
 }
 
 

@@ -18,11 +18,12 @@ implement the same interface. The flow for one task attempt (``design.md``):
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from orchestrator.canonical import canonical_bytes, digest_of
 from orchestrator.errors import ConfigError
+from orchestrator.protocol.outputs import OutputRules
 
 RELEASE_INFO_PREFIX = b"sovereign-orchestrator/release/v1 "
 WRAP_INFO_PREFIX = b"sovereign-orchestrator/wrap/v1 "
@@ -32,7 +33,8 @@ SOFTWARE_EVIDENCE_FORMAT = "software-site-signed/v1"
 #: user data binds it (see :mod:`orchestrator.nation.tee`).
 TEE_EVIDENCE_FORMAT = "tee-bound-site-signed/v1"
 #: Defaulted fields that may be absent from a JSON document.
-_OPTIONAL_FIELDS = frozenset({"tee_evidence", "grant_id", "sealed_digest"})
+_OPTIONAL_FIELDS = frozenset({"tee_evidence", "grant_id", "sealed_digest",
+                              "output_rules"})
 
 
 def _from_json(cls: Any, data: Any, what: str) -> Any:
@@ -42,7 +44,8 @@ def _from_json(cls: Any, data: Any, what: str) -> Any:
     optional = {
         f.name
         for f in fields(cls)
-        if f.name in _OPTIONAL_FIELDS and f.default is not MISSING
+        if f.name in _OPTIONAL_FIELDS and (f.default is not MISSING
+                                           or f.default_factory is not MISSING)
     }
     missing = names - set(data) - optional
     extra = set(data) - names
@@ -194,14 +197,18 @@ class Grant:
     job_id: str = ""
     attempt_id: str = ""
     evidence_kind: str = "software"
+    output_rules: OutputRules = field(default_factory=OutputRules)
+    """What the owner lets the task return in clear (its agreement's terms)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict."""
-        return asdict(self)
+        return {**asdict(self), "output_rules": self.output_rules.to_json()}
 
     @classmethod
     def from_json(cls, data: Any) -> Grant:
         """Strictly parse; raises :class:`ConfigError` on missing or extra fields."""
+        if isinstance(data, dict) and "output_rules" in data:
+            data = {**data, "output_rules": OutputRules.from_json(data["output_rules"])}
         return _from_json(cls, data, "grant")  # type: ignore[no-any-return]
 
 

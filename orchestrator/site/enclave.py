@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from orchestrator.canonical import b64d, b64e, digest_of
+from orchestrator.canonical import b64d, b64e, canonical_bytes, digest_of
 from orchestrator.crypto import (
     HpkeSuite,
     RecipientKey,
@@ -50,6 +50,7 @@ from orchestrator.crypto import (
 from orchestrator.errors import ConfigError, DataError, IntegrityError
 from orchestrator.labels import Label, derive_label
 from orchestrator.measurement import code_measurement
+from orchestrator.protocol.outputs import OutputRules, screen_metrics
 from orchestrator.protocol.release import (
     Custodian,
     ReleaseRequest,
@@ -175,6 +176,9 @@ class Enclave:
         self._key = RecipientKey.generate(suite)  # (1)
         self.grants: list[str] = []
         self._grant_of: dict[str, str] = {}  # owner -> this attempt's grant id
+        self._rules: list[OutputRules] = []  # each owner's, from its grant
+        #: Rule -> how many items of the task's output were withheld (no values).
+        self.refused: dict[str, int] = {}
         self.measurement = ""
         self._resume_key = b""  # derived from the dataset DEK (checkpoints)
         self.input_digest = ""  # SHA-256 hex of the envelope that was opened
@@ -229,6 +233,7 @@ class Enclave:
             )
             self.grants.append(grant.grant_id)
             self._grant_of[owner] = grant.grant_id
+            self._rules.append(grant.output_rules)
         dataset_dek = combine_dek_shares(deks)
         try:
             src = open(sealed.path, "rb")
@@ -313,11 +318,17 @@ class Enclave:
             self.task, params, table, checkpoints=store, rank=rank,
             world_size=world_size, distributed=distributed,
         )
-        output: TaskOutput = module.run_task(context)  # (5)
+        output = module.run_task(context)  # (5)
+        if not isinstance(output, TaskOutput) or not (
+                output.model_state is None or isinstance(output.model_state, bytes)):
+            self.refused = {"not-a-task-output": 1}  # nothing of it leaves
+            return {}, None
+        screened = screen_metrics(output.metrics, OutputRules.combine(self._rules))
+        self.refused = dict(screened.refused)
         if output.model_state is None or rank != 0:
-            return dict(output.metrics), None
-        return dict(output.metrics), self._seal_model(  # (6)
-            output, sealed, owners_hpke, model_object_id
+            return screened.released, None
+        return screened.released, self._seal_model(  # (6)
+            output, screened.released, sealed, owners_hpke, model_object_id
         )
 
     def checkpoint_store(
@@ -354,11 +365,21 @@ class Enclave:
     def _seal_model(
         self,
         output: TaskOutput,
+        metrics: dict[str, float],
         sealed: SealedInput,
         owners_hpke: dict[str, bytes],
         object_id: str,
     ) -> SealedOutput:
         label = derive_label([Label.from_json(sealed.label)]).to_json()
+        dek = new_dek()
+        try:  # the card is the code's to write: sealed for the owners like the model
+            card = canonical_bytes(output.model_card)
+        except (TypeError, ValueError):
+            self.refused["model-card-not-json"] = 1
+            card = canonical_bytes({})
+        sealed_card = seal_bytes(card, dek, object_id=f"{object_id}#model-card",
+                                 label=label, manifest_digest=digest_of(
+                                     {"object_id": object_id, "part": "model_card"}))
         manifest = {
             "object_id": object_id,
             "kind": "model",
@@ -372,11 +393,10 @@ class Enclave:
                     "manifest_digest": digest_of(sealed.manifest),
                 }
             ],
-            "model_card": output.model_card,
-            "metrics": output.metrics,
+            "model_card_sealed": b64e(sealed_card),
+            "metrics": metrics,
             "bytes": len(output.model_state or b""),
         }
-        dek = new_dek()
         ciphertext = seal_bytes(
             output.model_state or b"",
             dek,

@@ -257,6 +257,9 @@ def enclave_task(
             "wrapped_keys": model.wrapped_keys,
             "provenance": dsse_sign(statement, site_key)}
         completed["model_object_id"] = model.object_id
+    if rank == 0 and enclave.refused:  # counts per rule only: no name, no value
+        log.append(CustodyEvent.create("task.refused", actor, {
+            **started, "refused": enclave.refused}), site_key)
     if rank == 0:
         log.append(CustodyEvent.create("task.completed", actor, completed), site_key)
         remove_task_checkpoints(site_state.checkpoints_root, spec["job_id"],

@@ -60,6 +60,7 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "notification.recorded",
     "task.started",
     "task.completed",
+    "task.refused",
     "task.failed",
     "model.sealed",
     "model.opened",

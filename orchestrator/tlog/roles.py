@@ -48,6 +48,7 @@ ROLE_KINDS: Mapping[str, frozenset[str]] = {
     }),
     "site": frozenset({
         ENROLL_KIND, "site.registered", "task.started", "task.completed",
+        "task.refused",
         "task.failed", "checkpoint.sealed", "checkpoint.restored",
     }),
     "orchestrator": frozenset({
