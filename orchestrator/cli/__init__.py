@@ -16,6 +16,7 @@ import typer
 from orchestrator.cli import (
     agreements,
     catalogue,
+    code,
     console,
     custodian,
     custody,
@@ -50,6 +51,7 @@ app.add_typer(jobs.app, name="jobs")  # also adds `site eligible`
 app.add_typer(oversight.approvals_app, name="approvals")
 app.add_typer(oversight.notifications_app, name="notifications")
 app.add_typer(console.app, name="console")
+app.add_typer(code.app, name="code")
 app.add_typer(handover.officer_app, name="officer")
 app.add_typer(handover.orchestrator_app, name="orchestrator")
 app.command("submit")(run.submit_command)

@@ -25,6 +25,8 @@ from orchestrator.errors import AlreadyExists, ConfigError, IntegrityError, NotF
 from orchestrator.labels import Classification
 from orchestrator.nation.accreditation_state import REVOKED_KIND, signed_row
 from orchestrator.nation.approvals import cancel_pending
+from orchestrator.nation.code_approvals import APPROVED_KIND, accept_code_event
+from orchestrator.nation.code_approvals import REVOKED_KIND as CODE_REVOKED_KIND
 from orchestrator.nation.context import CustodianContext
 from orchestrator.nation.store import AccreditationRow
 from orchestrator.nation.usage import accept_acknowledgement
@@ -161,6 +163,8 @@ def accept(ctx: CustodianContext, signed: SignedEvent) -> SignedEntry:
         return _accept_agreement_event(ctx, signed)
     if kind == "notification.acknowledged":
         return accept_acknowledgement(ctx, signed)
+    if kind in (APPROVED_KIND, CODE_REVOKED_KIND):
+        return accept_code_event(ctx, signed)
     if kind == "transfer.consented":
         from orchestrator.nation.transfer_keys import accept_consent
 

@@ -26,6 +26,7 @@ from orchestrator.canonical import b64d, b64e, digest_of
 from orchestrator.crypto import HpkeSuite, hpke_open, hpke_seal
 from orchestrator.errors import AttestationError, PolicyDenied
 from orchestrator.labels import Label
+from orchestrator.nation.code_approvals import approval_for
 from orchestrator.nation.context import CustodianContext
 from orchestrator.nation.decide import admission_of, evaluate_for, release_context
 from orchestrator.nation.store import OwnedObject
@@ -155,6 +156,13 @@ def _release(ctx: CustodianContext, request: ReleaseRequest) -> Grant:
         refusals.append(f"hpke_suite: {agreement.id if agreement else 'domestic use'}"
                         f" requires {want_suite}, the enclave key uses "
                         f"{request.evidence.hpke_suite}")
+    if agreement is not None and agreement.code_approval == "required" and (
+            approval_for(ctx, admitted.code_measurement, agreement.id,
+                         admitted.priority_area, now) is None):
+        refusals.append(f"code: measurement {admitted.code_measurement} is not "
+                        f"approved by the {ctx.code} officer for agreement "
+                        f"{agreement.id}, area {admitted.priority_area} (unapproved, "
+                        "expired or revoked; sovereign code approve)")
     if refusals:
         _deny(ctx, request, refusals)
         raise PolicyDenied(f"{ctx.code} custodian: deny", reasons=refusals)

@@ -23,6 +23,7 @@ File format (TOML 1.0, read with :mod:`tomllib`)::
     prohibited_end_uses = ["weapons-targeting"]  # optional; model end uses refused
     third_party_transfer = "prohibited" # optional; or "with-consent"
     termination = "any-party"           # optional; or "all-parties"
+    code_approval = "required"          # optional; default "not-required"
     released_metrics = ["test_accuracy"]  # optional; what tasks return in clear
     max_released_metrics = 16           # optional; at most this many per task
 
@@ -61,6 +62,10 @@ their defaults, like the two above):
 ``termination`` (default ``"any-party"``)
     Whose signed termination ends the agreement: any one party's officer, or
     every party's (``"all-parties"``). A termination takes effect at once.
+``code_approval`` (default ``"not-required"``)
+    ``"required"``: each party's custodian releases a key only for a code
+    measurement its own officer approved for this agreement and area
+    (:mod:`orchestrator.nation.code_approvals`).
 ``released_metrics`` (default: the metrics this project's workflows report,
 :data:`~orchestrator.protocol.outputs.DEFAULT_RELEASED_METRICS`)
     The metric names a task under this agreement may return in clear; every
@@ -183,6 +188,7 @@ class Agreement(BaseModel):
     prohibited_end_uses: tuple[str, ...] = ()
     third_party_transfer: Literal["prohibited", "with-consent"] = "prohibited"
     termination: Literal["any-party", "all-parties"] = "any-party"
+    code_approval: Literal["not-required", "required"] = "not-required"
     released_metrics: tuple[str, ...] = DEFAULT_RELEASED_METRICS
     max_released_metrics: int = Field(default=DEFAULT_MAX_RELEASED_METRICS, ge=1,
                                       le=256, strict=True)
@@ -317,6 +323,7 @@ _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "quarterly_threshold_gpu_hours": None, "hold_until_acknowledged": False,
     "prohibited_end_uses": [], "third_party_transfer": "prohibited",
     "termination": "any-party",
+    "code_approval": "not-required",
     "released_metrics": list(DEFAULT_RELEASED_METRICS),
     "max_released_metrics": DEFAULT_MAX_RELEASED_METRICS,
 }

@@ -85,6 +85,8 @@ EVENT_KINDS: frozenset[str] = frozenset({
     "transfer.completed", "transfer.opened",
     # officer console sessions (orchestrator.officer.console)
     "console.login",
+    # owners' approval of code measurements (orchestrator.nation.code_approvals)
+    "code.approved", "code.revoked",
     # parties apart: enrollment with the log, accreditation of sites by nations,
     # witnesses' verdicts on checkpoints
     "actor.enrolled", "actor.admitted", "site.accredited", "site.accreditation.revoked",

@@ -44,7 +44,8 @@ ROLE_KINDS: Mapping[str, frozenset[str]] = {
     }),
     "officer": frozenset({
         ENROLL_KIND, "agreement.signed", "agreement.terminated",
-        "notification.acknowledged", "transfer.consented",
+        "notification.acknowledged", "transfer.consented", "code.approved",
+        "code.revoked",
     }),
     "site": frozenset({
         ENROLL_KIND, "site.registered", "task.started", "task.completed",
