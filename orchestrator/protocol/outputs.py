@@ -30,12 +30,14 @@ __all__ = ["DEFAULT_MAX_RELEASED_METRICS", "DEFAULT_RELEASED_METRICS", "OutputRu
            "Screened", "screen_metrics"]
 
 #: Metrics an agreement (or a nation's domestic use) releases when it names none:
-#: those this project's workflows report (accuracies as fractions, loss in nats,
-#: counts, seconds).
-DEFAULT_RELEASED_METRICS: tuple[str, ...] = (
+#: those this project's workflows and benchmarks report (accuracies as
+#: fractions, loss in nats, counts, seconds), sorted.
+DEFAULT_RELEASED_METRICS: tuple[str, ...] = tuple(sorted((
     "final_loss", "params_in_sync", "test_accuracy", "test_rows", "train_accuracy",
     "wall_seconds", "world_size",
-)
+    # benchmarks/bench_training_throughput.py and bench_dispatch.py
+    "prepare_s", "rows", "samples", "task_s", "train_accuracy_first_100k", "train_s",
+)))
 
 #: At most this many clear metrics per task when an agreement sets no bound.
 DEFAULT_MAX_RELEASED_METRICS = 16
