@@ -32,9 +32,9 @@ import hashlib
 import types
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from orchestrator.canonical import b64d, b64e, canonical_bytes, digest_of
 from orchestrator.crypto import (
@@ -65,36 +65,10 @@ from orchestrator.site.checkpoint import (
     checkpoint_dir,
     resume_key,
 )
+from orchestrator.site.task_context import EnclaveContext, HashingReader
 from orchestrator.tabular import parse_csv
 
 CustodianConnector = Callable[[str], Custodian]
-
-
-class _HashingReader:
-    """A sequential reader that hashes (SHA-256) every byte read through it."""
-
-    def __init__(self, src: BinaryIO) -> None:
-        self._src = src
-        self._sha = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._src.read(size)
-        self._sha.update(data)
-        return data
-
-    def readinto(self, buffer: memoryview) -> int:
-        n = self._src.readinto(buffer)  # type: ignore[attr-defined]
-        self._sha.update(buffer[:n])
-        return int(n)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._src.seek(offset, whence)  # size probes only; no re-reads
-
-    def tell(self) -> int:
-        return self._src.tell()
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -113,32 +87,6 @@ class SealedInput:
     #: ``"sha256:<hex>"`` of the envelope as sealed (what the staged copy was
     #: checked against); the custodians release only for that envelope.
     sealed_digest: str
-
-
-@dataclass
-class _Context:
-    task: str
-    params: dict[str, Any]
-    _table: Table
-    updates: list[tuple[int, int]] = field(default_factory=list)
-    checkpoints: SealedCheckpoints | None = None
-    rank: int = 0  # this MPI rank (0 in a single-process task)
-    world_size: int = 1  # ranks of the task; > 1: torch.distributed is initialised
-    distributed: bool = False  # whether torch.distributed's process group is up
-
-    def dataset(self) -> Table:
-        return self._table
-
-    def progress(self, done: int, total: int) -> None:
-        self.updates.append((done, total))
-
-    def save_checkpoint(self, state_bytes: bytes, epoch: int) -> None:
-        # No store (an in-process run) or not rank 0 (ranks hold the same state):
-        if self.checkpoints is not None and self.rank == 0:  # one writer, no-op else
-            self.checkpoints.save(state_bytes, epoch)
-
-    def load_checkpoint(self) -> tuple[bytes, int] | None:
-        return None if self.checkpoints is None else self.checkpoints.load()
 
 
 @dataclass(frozen=True)
@@ -241,7 +189,7 @@ class Enclave:
             raise DataError(f"cannot read the sealed dataset: {exc.strerror}",
                             source=str(sealed.path)) from exc
         with src:
-            reader = _HashingReader(src)
+            reader = HashingReader(src)
             # Decrypted straight into one buffer while the ciphertext streams past
             # (1 MiB segments): the envelope is never held in memory.
             header, plaintext = open_to_memory(reader, dataset_dek)
@@ -314,7 +262,7 @@ class Enclave:
             raise ConfigError(
                 f"workflow code does not compile: {exc}", source=workflow_name
             ) from exc
-        context = _Context(
+        context = EnclaveContext(
             self.task, params, table, checkpoints=store, rank=rank,
             world_size=world_size, distributed=distributed,
         )

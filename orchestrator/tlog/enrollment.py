@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.crypto import key_id_of, verify_signature
-from orchestrator.errors import IntegrityError
+from orchestrator.errors import ConfigError, IntegrityError
 from orchestrator.tlog.events import CustodyEvent, SignedEntry
 from orchestrator.tlog.roles import ADMIT_KIND, ENROLL_KIND, parse_actor
 
@@ -61,7 +61,7 @@ def may_admit(admitter: str, actor: str) -> bool:
     try:
         role, nation = parse_actor(admitter)
         target, name = parse_actor(actor)
-    except Exception:
+    except ConfigError:  # not an actor name: admits nothing
         return False
     if role != "custodian":
         return False
